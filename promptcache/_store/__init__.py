@@ -1,0 +1,148 @@
+"""Where cached responses and memoized results live: small backends behind one protocol.
+
+``open_store`` turns configuration into a :class:`Store`: the default is a diskcache directory
+(:class:`DiskStore`), ``"memory://"`` an in-process :class:`MemoryStore`, ``"redis://…"`` a
+:class:`RedisStore` shared by a fleet. Callers use it through :class:`SafeStore`, which turns
+store failures into warnings and misses. Stored values are bytes: versioned envelopes
+(:mod:`promptcache._store._entry`) or versioned JSON — never pickle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promptcache._errors import ConfigError
+from promptcache._store._base import Store, StoreStats
+from promptcache._store._disk import DiskStore, make_private_dir
+from promptcache._store._entry import (
+    ENTRY_VERSION,
+    CorruptEntryError,
+    Entry,
+    decode_entry,
+    encode_entry,
+)
+from promptcache._store._memory import MemoryStore
+from promptcache._store._safe import SafeStore
+
+if TYPE_CHECKING:
+    from promptcache._store._redis import RedisStore
+
+__all__ = [
+    "ENTRY_VERSION",
+    "CorruptEntryError",
+    "DiskStore",
+    "Entry",
+    "MemoryStore",
+    "RedisStore",
+    "SafeStore",
+    "Store",
+    "StoreStats",
+    "decode_entry",
+    "encode_entry",
+    "load_salt",
+    "open_store",
+    "resolve_directory",
+]
+
+SALT_FILE = "salt"
+RESPONSES_DIR = "responses"
+_SALT_LEN = 32
+
+
+def __getattr__(name: str) -> Any:
+    # redis-py is optional and slow to import: load the Redis backend only when asked for.
+    if name == "RedisStore":
+        from promptcache._store._redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(name)
+
+
+def resolve_directory(directory: str | os.PathLike[str] | None) -> Path:
+    """Return the promptcache directory, creating it (0700) if missing.
+
+    The argument wins, then ``$PROMPTCACHE_DIR``, then the platform's user cache directory
+    (``~/.cache/promptcache`` on Linux).
+    """
+    if directory is None:
+        env = os.environ.get("PROMPTCACHE_DIR")
+        if env:
+            directory = env
+        else:
+            import platformdirs
+
+            directory = platformdirs.user_cache_dir("promptcache", appauthor=False)
+    return make_private_dir(Path(directory).expanduser())
+
+
+def load_salt(directory: Path) -> bytes:
+    """Return the directory's random 32-byte salt, creating it (0600) on first use.
+
+    Processes sharing the directory agree on it: the first writer publishes it with an atomic
+    hard link, so nobody ever reads a half-written salt, and the losers read the winner's.
+    """
+    path = Path(directory) / SALT_FILE
+    for _ in range(3):
+        try:
+            salt = path.read_bytes()
+        except FileNotFoundError:
+            pass
+        else:
+            if len(salt) == _SALT_LEN:
+                return salt
+            # A damaged salt only changes fingerprints (old entries become misses): replace it.
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        make_private_dir(path.parent)
+        tmp = path.with_name(f".{SALT_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(_SALT_LEN))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    raise OSError(f"could not create a salt in {directory}")
+
+
+def open_store(
+    spec: str | Store | None, directory: Path, *, size_limit: int | None = None
+) -> Store:
+    """Build the store for ``spec``.
+
+    ``None`` → ``$PROMPTCACHE_STORE`` if set, else a :class:`DiskStore` in
+    ``directory / "responses"``; a :class:`Store` object is used as is; ``"disk://"`` → the
+    default disk store and ``"disk:///some/path"`` one elsewhere; ``"memory://"`` → a
+    :class:`MemoryStore`; ``"redis://…"``, ``"rediss://…"``, ``"unix://…"`` → a
+    :class:`RedisStore` (needs the ``redis`` extra). Anything else raises
+    :class:`~promptcache.ConfigError`.
+    """
+    if spec is not None and not isinstance(spec, str):
+        if not isinstance(spec, Store):
+            raise ConfigError(f"store must be a URL string or a Store, not {type(spec).__name__}")
+        return spec
+    if spec is None:
+        spec = os.environ.get("PROMPTCACHE_STORE") or "disk://"
+    limit: dict[str, Any] = {} if size_limit is None else {"size_limit": size_limit}
+    scheme, sep, rest = spec.partition("://")
+    if not sep:
+        raise ConfigError(f"store must look like 'scheme://…', got {spec!r}")
+    scheme = scheme.lower()
+    if scheme == "disk":
+        path = Path(rest) if rest else Path(directory) / RESPONSES_DIR
+        return DiskStore(path, **limit)
+    if scheme == "memory":
+        return MemoryStore(**limit)
+    if scheme in ("redis", "rediss", "unix"):
+        from promptcache._store._redis import RedisStore
+
+        return RedisStore.from_url(spec)
+    raise ConfigError(
+        f"unknown store {spec!r}: use 'disk://', 'memory://' or 'redis://host:port/db'"
+    )

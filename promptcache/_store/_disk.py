@@ -1,0 +1,137 @@
+"""The default backend: a diskcache directory shared by every process on the machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+from promptcache._errors import ConfigError, StoreError
+from promptcache._store._base import StoreStats
+
+__all__ = ["DiskStore"]
+
+_EVICTION = ("least-recently-used", "least-recently-stored", "least-frequently-used")
+
+
+class _BytesOnlyDisk(diskcache.Disk):  # type: ignore[misc]
+    """A diskcache ``Disk`` that stores and reads raw bytes only and never unpickles.
+
+    diskcache pickles any value that is not bytes/str/number and unpickles rows marked so on
+    read. A row marked "pickle" could be planted by anyone able to write the directory, so
+    reading one is refused outright instead of trusted.
+    """
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+        if type(value) is not bytes:
+            raise TypeError(f"DiskStore stores bytes only, not {type(value).__name__}")
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if mode not in (diskcache.core.MODE_RAW, diskcache.core.MODE_BINARY) or read:
+            raise StoreError(f"refusing to read a non-bytes cache row (mode {mode})")
+        return super().fetch(mode, filename, value, read)
+
+    def put(self, key: Any) -> Any:
+        if type(key) is not str:
+            raise TypeError(f"DiskStore keys are str, not {type(key).__name__}")
+        return super().put(key)
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw:
+            raise StoreError("refusing to unpickle a cache key")
+        return super().get(key, raw)
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if missing; a directory we create is 0700."""
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+class DiskStore:
+    """A :class:`~promptcache._store.Store` on a diskcache directory.
+
+    Many processes may open the same directory at once (SQLite in WAL mode underneath); they
+    share entries. Values are raw bytes, kept in SQLite when small and in files beside it when
+    large; the directory is created 0700. ``size_limit`` (bytes) is enforced by evicting
+    entries in ``eviction`` order after writes.
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        size_limit: int = 2**30,
+        eviction: str = "least-recently-used",
+    ) -> None:
+        if eviction not in _EVICTION:
+            raise ConfigError(f"eviction must be one of {_EVICTION}, not {eviction!r}")
+        self.directory = Path(directory)
+        make_private_dir(self.directory)
+        self._cache = diskcache.Cache(
+            str(self.directory),
+            disk=_BytesOnlyDisk,
+            size_limit=size_limit,
+            eviction_policy=eviction,
+            # diskcache evicts up to `cull_limit` entries per write while over the limit; its
+            # default of 10 empties a cache of a few large entries at once. Two per write keeps
+            # the volume converging on the limit (each write adds one) without wiping it.
+            cull_limit=2,
+            # Short busy waits: a locked database must degrade to a miss, not stall a request.
+            timeout=2,
+        )
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> bytes | None:
+        """Return the bytes under ``key``, or ``None``."""
+        value = self._cache.get(key, default=None, retry=True)
+        if value is None:
+            self.misses += 1
+            return None
+        if type(value) is not bytes:
+            raise StoreError(f"unexpected {type(value).__name__} value in the store")
+        self.hits += 1
+        return value
+
+    def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
+        """Store bytes under ``key`` for ``ttl`` seconds (``None``: until evicted)."""
+        self._cache.set(key, value, expire=ttl, retry=True)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if present."""
+        self._cache.delete(key, retry=True)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every key that starts with ``prefix``; return how many were removed."""
+        doomed = [k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefix)]
+        return sum(bool(self._cache.delete(k, retry=True)) for k in doomed)
+
+    def clear(self) -> int:
+        """Remove every entry; return how many were removed."""
+        removed: int = self._cache.clear(retry=True)
+        return removed
+
+    def stats(self) -> StoreStats:
+        """Entries and bytes in the directory, and this object's hits and misses."""
+        return StoreStats(
+            entries=len(self._cache),
+            size_bytes=int(self._cache.volume()),
+            hits=self.hits,
+            misses=self.misses,
+            location=str(self.directory),
+            backend="disk",
+        )
+
+    def close(self) -> None:
+        """Close the SQLite connection."""
+        self._cache.close()
+
+    def __repr__(self) -> str:
+        return f"DiskStore({os.fspath(self.directory)!r})"

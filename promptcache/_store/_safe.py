@@ -1,0 +1,138 @@
+"""``SafeStore``: a store whose failures become warnings and misses (or errors, when strict)."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import TYPE_CHECKING
+
+from promptcache._errors import StoreError, StoreWarning
+from promptcache._store._base import Store, StoreStats
+from promptcache._store._entry import CorruptEntryError, Entry, decode_entry, encode_entry
+
+if TYPE_CHECKING:
+    from promptcache._keys import CacheKey
+
+__all__ = ["SafeStore"]
+
+
+class SafeStore:
+    """Wrap a :class:`Store` so that a broken store never breaks the caller.
+
+    Any exception from the inner store (a full disk, a permission error, a corrupt database, a
+    Redis that is down) emits a :class:`~promptcache.StoreWarning` and the operation behaves as
+    a miss or a no-op. With ``strict=True`` it raises :class:`~promptcache.StoreError` from the
+    original exception instead.
+    """
+
+    def __init__(self, inner: Store, *, strict: bool = False) -> None:
+        self.inner = inner
+        self.strict = strict
+
+    @property
+    def blocking(self) -> bool:
+        """Whether calls do I/O (async callers then run them in a worker thread)."""
+        return bool(getattr(self.inner, "blocking", True))
+
+    def _fail(self, action: str, exc: BaseException) -> None:
+        if self.strict:
+            if isinstance(exc, StoreError):
+                raise exc
+            raise StoreError(f"cache store failed to {action}: {exc!r}") from exc
+        warnings.warn(
+            f"promptcache: cache store failed to {action} ({exc!r}); continuing without it",
+            StoreWarning,
+            stacklevel=3,
+        )
+
+    def get(self, key: str) -> bytes | None:
+        """Return the stored bytes, or ``None`` on a miss or a store failure."""
+        try:
+            return self.inner.get(key)
+        except Exception as exc:
+            self._fail("read", exc)
+            return None
+
+    def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
+        """Store bytes; a failure is a warning (or :class:`StoreError` when strict)."""
+        try:
+            self.inner.set(key, value, ttl=ttl)
+        except Exception as exc:
+            self._fail("write", exc)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a failure is a warning (or :class:`StoreError` when strict)."""
+        try:
+            self.inner.delete(key)
+        except Exception as exc:
+            self._fail("delete", exc)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every key starting with ``prefix``; ``0`` if the backend cannot or failed."""
+        try:
+            fn = getattr(self.inner, "delete_prefix", None)
+            if fn is None:
+                raise NotImplementedError(f"{type(self.inner).__name__} has no delete_prefix")
+            return int(fn(prefix))
+        except Exception as exc:
+            self._fail("delete", exc)
+            return 0
+
+    def clear(self) -> int:
+        """Remove every entry; ``0`` on failure."""
+        try:
+            return self.inner.clear()
+        except Exception as exc:
+            self._fail("clear", exc)
+            return 0
+
+    def stats(self) -> StoreStats:
+        """Return the inner store's stats (zeros on failure)."""
+        try:
+            return self.inner.stats()
+        except Exception as exc:
+            self._fail("report stats", exc)
+            return StoreStats(0, 0, 0, 0, repr(self.inner), "unavailable")
+
+    def close(self) -> None:
+        """Close the inner store; a failure is a warning."""
+        try:
+            self.inner.close()
+        except Exception as exc:
+            self._fail("close", exc)
+
+    def discard(self, key: str, error: BaseException) -> None:
+        """Drop an entry found unusable (``error`` says why): warn, or raise when strict."""
+        # If deleting fails too, the warning below already reports the store as broken.
+        with contextlib.suppress(Exception):
+            self.inner.delete(key)
+        self._fail(f"read a usable entry for {key!r}", error)
+
+    # --- response entries: the hit path of the transport ------------------------------------
+
+    def get_entry(self, key: CacheKey) -> Entry | None:
+        """Return the entry for ``key`` if present, intact and for this very request.
+
+        A corrupt entry is deleted and reported (warning, or :class:`StoreError` when strict);
+        an entry whose verify digest differs (a hash collision) is a silent miss.
+        """
+        data = self.get(key.key)
+        if data is None:
+            return None
+        try:
+            entry = decode_entry(data)
+        except CorruptEntryError as exc:
+            self.discard(key.key, exc)
+            return None
+        if entry.verify != key.verify:
+            return None
+        return entry
+
+    def put_entry(self, key: CacheKey, entry: Entry, *, ttl: float | None) -> None:
+        """Encode and store an entry (its ``verify`` must be ``key.verify``)."""
+        if entry.verify != key.verify:
+            raise ValueError("entry.verify must equal key.verify")
+        self.set(key.key, encode_entry(entry), ttl=ttl)
+
+    def __repr__(self) -> str:
+        return f"SafeStore({self.inner!r}, strict={self.strict})"

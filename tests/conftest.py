@@ -34,3 +34,16 @@ def pc_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     d = tmp_path / "pc"
     monkeypatch.setenv("PROMPTCACHE_DIR", str(d))
     return d
+
+
+@pytest.fixture()
+def emulator() -> Iterator[Any]:
+    """A started ``promptcache.testing.Emulator`` on loopback with a ``FakeClock``.
+
+    ``emulator.clock.advance(seconds)`` expires cache entries; ``emulator.calls`` is the
+    ground truth of what was served and billed.
+    """
+    from promptcache.testing import Emulator, FakeClock
+
+    with Emulator(clock=FakeClock(start=1_800_000_000.0)) as emu:
+        yield emu

@@ -1,0 +1,99 @@
+"""The emulator's prompt-cache store: prefix digests with lifetimes on the injected clock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+__all__ = ["TTL_SECONDS", "Entry", "PrefixStore"]
+
+# Lifetime of each TTL label, in seconds. "in_memory" is OpenAI's pre-gpt-5.6 default retention
+# (documented as 5-10 minutes of inactivity; the emulator uses 10).
+TTL_SECONDS: dict[str, float] = {
+    "5m": 300.0,
+    "1h": 3600.0,
+    "30m": 1800.0,
+    "12h": 43200.0,
+    "in_memory": 600.0,
+    "24h": 86400.0,
+}
+
+
+@dataclass
+class Entry:
+    """One cached prefix: its length and when it lapses."""
+
+    tokens: int
+    ttl: str
+    expires_at: float
+
+
+class PrefixStore:
+    """Cached prefixes keyed by (scope, digest); thread-safe.
+
+    The scope isolates what the provider isolates (model, OpenAI ``prompt_cache_key``).
+    Entries expire ``TTL_SECONDS[ttl]`` after the start of the last request that wrote or read
+    them.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[Hashable, bytes], Entry] = {}
+        self._lock = threading.Lock()
+        self._writes_since_purge = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+    def get(self, scope: Hashable, digest: bytes, now: float) -> Entry | None:
+        """Return the live entry for this prefix, or ``None`` (expired entries are dropped)."""
+        key = (scope, digest)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at <= now:
+            with self._lock:
+                self._entries.pop(key, None)
+            return None
+        return entry
+
+    def touch(self, entry: Entry, now: float, ttl: str | None = None) -> None:
+        """Refresh an entry's lifetime on a read (free of charge on both providers).
+
+        A read under a longer TTL than the entry has extends it to that TTL.
+        """
+        if ttl is not None and TTL_SECONDS[ttl] > TTL_SECONDS[entry.ttl]:
+            entry.ttl = ttl
+        entry.expires_at = max(entry.expires_at, now + TTL_SECONDS[entry.ttl])
+
+    def put(self, scope: Hashable, digest: bytes, tokens: int, ttl: str, now: float) -> None:
+        """Write (or extend) the entry for this prefix."""
+        self.put_many(scope, [(digest, tokens)], ttl, now)
+
+    def put_many(
+        self, scope: Hashable, prefixes: list[tuple[bytes, int]], ttl: str, now: float
+    ) -> None:
+        """Write (or extend) several prefixes under one lock."""
+        expires = now + TTL_SECONDS[ttl]
+        entries = self._entries
+        with self._lock:
+            for digest, tokens in prefixes:
+                key = (scope, digest)
+                old = entries.get(key)
+                if old is not None and old.expires_at > now:
+                    old.expires_at = max(old.expires_at, expires)
+                    if TTL_SECONDS[ttl] > TTL_SECONDS[old.ttl]:
+                        old.ttl = ttl
+                    continue
+                entries[key] = Entry(tokens, ttl, expires)
+            self._writes_since_purge += len(prefixes)
+            if self._writes_since_purge > 200_000:
+                self._writes_since_purge = 0
+                dead = [k for k, e in entries.items() if e.expires_at <= now]
+                for k in dead:
+                    del entries[k]

@@ -1,0 +1,100 @@
+"""Single-flight: concurrent identical requests make one upstream call.
+
+The first caller for a key becomes the *leader* and goes upstream; later callers for the same
+key are *followers* and wait until the leader is done. A leader that stored an answer hands
+the encoded entry to its followers, who replay it; a leader that failed (error status, cut
+stream, exception) hands over ``None`` and each follower then tries again itself, one of them
+becoming the next leader. Threads and asyncio tasks (on any loop) can wait on the same flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Hashable
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Flight", "SingleFlight"]
+
+T = TypeVar("T")
+
+
+class Flight(Generic[T]):
+    """One in-progress upstream call that others may wait for."""
+
+    __slots__ = ("_done", "_loops", "key", "owner", "result")
+
+    def __init__(self, key: str, owner: Hashable = None) -> None:
+        self.key = key
+        # Who leads (thread id, task id): a follower that is its own leader must not wait.
+        self.owner: Any = owner
+        self.result: T | None = None
+        self._done = threading.Event()
+        # Async followers: the future to resolve, and the loop that owns it.
+        self._loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def wait(self, timeout: float | None) -> T | None:
+        """Block until the leader finished; return what it handed over (``None`` on timeout)."""
+        self._done.wait(timeout)
+        return self.result
+
+    async def wait_async(self, timeout: float | None, lock: threading.Lock) -> T | None:
+        """Wait without blocking the event loop; same result as :meth:`wait`."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        with lock:
+            if self._done.is_set():
+                return self.result
+            self._loops.append((loop, fut))
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            return None
+        return self.result
+
+    def _finish(self, result: T | None) -> None:
+        self.result = result
+        self._done.set()
+        for loop, fut in self._loops:
+            # The follower may sit on another thread's loop; hand the wake-up to that loop.
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve, fut)
+        self._loops.clear()
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class SingleFlight(Generic[T]):
+    """A registry of flights keyed by cache key, safe across threads and event loops."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[str, Flight[T]] = {}
+
+    def join(self, key: str, owner: Hashable = None) -> tuple[Flight[T], bool]:
+        """Return the flight for ``key`` and whether the caller (``owner``) is its leader."""
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None:
+                return flight, False
+            flight = Flight(key, owner)
+            self._flights[key] = flight
+            return flight, True
+
+    def finish(self, flight: Flight[T], result: T | None) -> None:
+        """Wake every follower with ``result`` (``None``: failed); the leader calls it once."""
+        with self._lock:
+            if self._flights.get(flight.key) is flight:
+                del self._flights[flight.key]
+            flight._finish(result)
+
+    async def wait_async(self, flight: Flight[T], timeout: float | None) -> T | None:
+        """Async follower wait (see :meth:`Flight.wait_async`)."""
+        return await flight.wait_async(timeout, self._lock)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._flights)

@@ -1,0 +1,795 @@
+"""The transport: where a wrapped client's requests are keyed, served locally or sent upstream.
+
+One class, :class:`PromptCacheTransport`, implements both ``httpx2.BaseTransport`` and
+``httpx2.AsyncBaseTransport``. It sits inside an ``httpx2`` client that ``wrap()`` hands to
+the SDK, and sends upstream *through the user's own http client*, so their proxies, limits,
+event hooks and certificates still apply.
+
+For a generating route (``route()``) the flow is:
+
+1. key the body the SDK serialised (``_keys.request_key_from_bytes``), under a namespace of
+   provider, base URL, a salted fingerprint of the credential and the user's namespace;
+2. if the request is cacheable and the policy allows, look it up; a verified entry is replayed
+   as bytes (status, headers, body; SSE byte for byte) and the SDK builds its own objects;
+3. otherwise join the single-flight for the key; the leader asks the planner for a rewrite,
+   sends upstream, retries once without the planner's additions on a 4xx it caused, records
+   usage, lets the planner observe, and stores 2xx answers — JSON at once, streams only when
+   read to their end (:class:`_TeeStream` passes chunks through as they arrive).
+
+Everything else passes through byte for byte. The decisions live in :class:`Engine` (plain
+code, no I/O of its own); the sync and async methods below differ only in how they do I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx2
+
+from promptcache._api import Api, RequestInfo, route
+from promptcache._attribution import current_attribution
+from promptcache._errors import RewriteWarning, StoreError, StoreWarning
+from promptcache._hooks import Rewrite, UsageMeta
+from promptcache._json import dumps, loads
+from promptcache._keys import (
+    OPT_OUT_HEADER,
+    CacheKey,
+    answer_headers,
+    namespace,
+    request_key,
+    request_key_from_bytes,
+    tenant_fingerprint,
+    uncacheable_reason,
+)
+from promptcache._policy import PolicyName, current_policy, may_read, may_write
+from promptcache._singleflight import Flight, SingleFlight
+from promptcache._store._entry import Entry
+
+if TYPE_CHECKING:
+    from promptcache._hooks import Accountant, Planner
+    from promptcache._store import SafeStore
+
+__all__ = ["CACHE_HEADER", "TICKET_HEADER", "Engine", "PromptCacheTransport"]
+
+#: Response header telling whether an answer was replayed (``hit``) or fetched (``miss``).
+CACHE_HEADER: Final = "x-promptcache"
+#: Private request header by which the pre-SDK fast path hands its precomputed key to the
+#: transport (``"<key>\n<verify>"``); always stripped before a request leaves.
+TICKET_HEADER: Final = "x-promptcache-ticket"
+
+# Response headers never stored or replayed: hop-by-hop, encoding (bodies are stored decoded)
+# and anything that carries credentials or session state.
+_DROP_RESPONSE: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-encoding",
+        "content-length",
+        "set-cookie",
+        "www-authenticate",
+        "proxy-authenticate",
+        "authorization",
+        "x-api-key",
+        "api-key",
+        CACHE_HEADER,
+    }
+)
+# Bytes that end a complete stream, per API. The openai SDK closes a chat stream at
+# ``[DONE]`` without reading on, so "the server closed the stream" cannot be the test.
+_STREAM_END: Final[dict[Api, tuple[bytes, ...]]] = {
+    Api.OPENAI_CHAT: (b"data: [DONE]",),
+    Api.OPENAI_RESPONSES: (b"event: response.completed", b"event: response.incomplete"),
+    Api.ANTHROPIC_MESSAGES: (b"event: message_stop",),
+}
+_STREAM_ERROR: Final = (b"event: error", b"event: response.failed")
+_FLIGHT_TIMEOUT: Final = 300.0
+
+
+def _credential(headers: httpx2.Headers) -> str | None:
+    """Return the stable part of the request's credential, for the tenant fingerprint."""
+    auth = headers.get("authorization")
+    if auth is not None:
+        if auth.startswith("AWS4-"):
+            # SigV4 signs every request anew; only the access key id inside is stable.
+            for part in auth.split(","):
+                part = part.strip()
+                if "Credential=" in part:
+                    return "aws:" + part.split("Credential=", 1)[1].split("/", 1)[0]
+        return auth
+    for name in ("x-api-key", "api-key"):
+        value = headers.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def _is_signed(headers: httpx2.Headers) -> bool:
+    auth = headers.get("authorization", "")
+    return auth.startswith("AWS4-") or "x-amz-date" in headers
+
+
+def base_url_of(url: httpx2.URL, api: Api) -> str:
+    """Return the URL up to the API path, with its query (Azure's ``api-version``)."""
+    path = url.path.rstrip("/")
+    suffix = "/chat/completions" if api is Api.OPENAI_CHAT else path[path.rfind("/") :]
+    base = f"{url.scheme}://{url.netloc.decode('ascii')}{path[: len(path) - len(suffix)]}"
+    query = url.query.decode("ascii")
+    return f"{base}?{query}" if query else base
+
+
+@dataclass(slots=True)
+class Call:
+    """Everything decided about one generating request before any I/O."""
+
+    info: RequestInfo
+    key: CacheKey | None  # None: never cached (reason says why)
+    body: dict[str, Any] | None  # None: not JSON, sent as is
+    reason: str | None
+    read: bool
+    write: bool
+    looked_up: bool = False  # the fast path already looked it up and missed
+
+
+def _response_headers(headers: httpx2.Headers) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in headers.multi_items() if k.lower() not in _DROP_RESPONSE]
+
+
+@dataclass(slots=True)
+class Engine:
+    """What every wrapped client of one ``PromptCache`` shares: store, hooks, flights, salt.
+
+    Methods here make the decisions and call the store, planner and accountant; they never
+    touch the network, so both transport drivers use them unchanged.
+    """
+
+    store: SafeStore | None
+    planner: Planner
+    accountant: Accountant
+    salt: bytes
+    user_namespace: str | None = None
+    ttl: float | None = None
+    strict: bool = False
+    clock: Callable[[], float] = time.time
+    flights: SingleFlight[Entry] = field(default_factory=SingleFlight)
+    #: Recompute the transport key for requests keyed by the fast path and fail on mismatch.
+    check_keys: bool = False
+    flight_timeout: float = _FLIGHT_TIMEOUT
+
+    def _warn_or_raise(self, message: str, exc: BaseException) -> None:
+        if self.strict:
+            raise StoreError(message) from exc
+        warnings.warn(f"promptcache: {message} ({exc!r})", StoreWarning, stacklevel=4)
+
+    # --- keying ------------------------------------------------------------------------------
+
+    def namespace_for(self, api: Api, url: httpx2.URL, headers: httpx2.Headers) -> tuple[str, str]:
+        """Return the key namespace of a request with this URL and headers, and its tenant."""
+        tenant = tenant_fingerprint(_credential(headers), self.salt)
+        return namespace(api.provider, base_url_of(url, api), tenant, self.user_namespace), tenant
+
+    def prepare(
+        self,
+        api: Api,
+        request: httpx2.Request,
+        content: bytes,
+        policy: PolicyName,
+        *,
+        signed: bool,
+        ticket: str | None,
+    ) -> Call:
+        """Key and classify one request the SDK serialised (pure apart from the clock).
+
+        ``ticket`` is the key the fast path computed on the same call (already looked up and
+        missed): the body is then parsed but not keyed again, unless ``check_keys`` is set.
+        """
+        headers = request.headers
+        ns, tenant = self.namespace_for(api, request.url, headers)
+        key: CacheKey | None = None
+        body: dict[str, Any] | None = None
+        try:
+            if ticket is not None and not self.check_keys:
+                parsed = loads(content)
+                if isinstance(parsed, dict):
+                    body = parsed
+                    fast_key, _, fast_verify = ticket.partition("\n")
+                    key = CacheKey(fast_key, fast_verify)
+            else:
+                key, body = request_key_from_bytes(ns, api, content, answer_headers(headers))
+        except (TypeError, ValueError):
+            key, body = None, None
+        if ticket is not None and key is not None and self.check_keys:
+            fast_key, _, fast_verify = ticket.partition("\n")
+            if (fast_key, fast_verify) != (key.key, key.verify):
+                raise AssertionError(
+                    f"promptcache: fast-path key {fast_key!r} != transport key {key.key!r}"
+                )
+        call = self._classify(api, request, tenant, key, body, policy, signed)
+        call.looked_up = ticket is not None
+        return call
+
+    def prepare_body(
+        self,
+        api: Api,
+        request: httpx2.Request,
+        body: dict[str, Any],
+        policy: PolicyName,
+        *,
+        signed: bool,
+    ) -> Call | None:
+        """Key a call from the user's arguments (fast path); ``None`` if they are not JSON."""
+        ns, tenant = self.namespace_for(api, request.url, request.headers)
+        try:
+            key = request_key(ns, api, body, answer_headers(request.headers))
+        except TypeError:
+            return None
+        return self._classify(api, request, tenant, key, body, policy, signed)
+
+    def _classify(
+        self,
+        api: Api,
+        request: httpx2.Request,
+        tenant: str,
+        key: CacheKey | None,
+        body: dict[str, Any] | None,
+        policy: PolicyName,
+        signed: bool,
+    ) -> Call:
+        headers = request.headers
+        reason: str | None = None
+        if body is None:
+            reason = "the request body is not a JSON object"
+        else:
+            reason = uncacheable_reason(api, body, headers)
+        model = body.get("model") if body is not None else None
+        info = RequestInfo(
+            api=api,
+            base_url=base_url_of(request.url, api),
+            model=model if isinstance(model, str) else None,
+            tenant=tenant,
+            stream=bool(body.get("stream")) if body is not None else False,
+            signed=signed or _is_signed(headers),
+            attribution=current_attribution(),
+            started=self.clock(),
+        )
+        cacheable = reason is None and key is not None and self.store is not None
+        return Call(
+            info=info,
+            key=key if cacheable else None,
+            body=body,
+            reason=reason,
+            read=cacheable and may_read(policy),
+            write=cacheable and may_write(policy),
+        )
+
+    # --- planner -----------------------------------------------------------------------------
+
+    def plan(self, call: Call) -> Rewrite | None:
+        """Ask the planner for the body to send; ``None`` means send the bytes as they are."""
+        if call.body is None:
+            return None
+        if call.info.signed:
+            # The signature covers the body: rewriting it now would be rejected upstream.
+            return Rewrite(call.body)
+        try:
+            return self.planner.rewrite(call.info, call.body)
+        except Exception as exc:
+            warnings.warn(
+                f"promptcache: could not restructure the request ({exc!r}); sent as written",
+                RewriteWarning,
+                stacklevel=4,
+            )
+            return Rewrite(call.body)
+
+    def rejected(self, call: Call, sent: Rewrite, status: int, body: bytes) -> Rewrite | None:
+        """Return a body to retry once with after a 4xx the planner's rewrite may have caused."""
+        try:
+            retry = self.planner.rejected(call.info, sent, status, body)
+        except Exception as exc:
+            warnings.warn(
+                f"promptcache: planner failed on a rejected request ({exc!r})",
+                RewriteWarning,
+                stacklevel=4,
+            )
+            return None
+        return None if retry is None else Rewrite(retry, changed=True)
+
+    # --- accounting and storing -------------------------------------------------------------
+
+    def record_hit(self, call: Call, entry: Entry) -> None:
+        """Account a local hit."""
+        self.accountant.record_local_hit(call.info, entry.meta)
+
+    def finish_upstream(
+        self,
+        call: Call,
+        sent: Rewrite | None,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        stream: bool,
+        complete: bool,
+    ) -> Entry | None:
+        """Record a call that reached the provider; return the entry to store, if any."""
+        meta: UsageMeta | None = self.accountant.record_upstream(
+            call.info, body, status=status, complete=complete
+        )
+        ok = 200 <= status < 300 and complete
+        if ok and sent is not None:
+            self.planner.observe(call.info, sent, meta)
+        if not (ok and call.key is not None and call.write):
+            return None
+        return Entry(
+            verify=call.key.verify,
+            status=status,
+            headers=tuple(headers),
+            body=body,
+            stream=stream,
+            meta=dict(meta) if meta is not None else None,
+            created=self.clock(),
+        )
+
+    def lookup(self, key: CacheKey) -> Entry | None:
+        """Read and verify an entry (store failures: warning and miss, or raise when strict)."""
+        assert self.store is not None
+        return self.store.get_entry(key)
+
+    def save(self, key: CacheKey, entry: Entry) -> None:
+        """Store an entry (failures: warning, or raise when strict)."""
+        assert self.store is not None
+        try:
+            self.store.put_entry(key, entry, ttl=self.ttl)
+        except TypeError as exc:  # meta the accountant returned is not JSON-able
+            self._warn_or_raise("could not encode a cache entry", exc)
+
+    @property
+    def blocking(self) -> bool:
+        """Whether store calls do I/O (the async driver then runs them in a worker thread)."""
+        return self.store is not None and self.store.blocking
+
+
+def _replay(entry: Entry, request: httpx2.Request) -> httpx2.Response:
+    headers = [*entry.headers, (CACHE_HEADER, "hit")]
+    return httpx2.Response(entry.status, headers=headers, content=entry.body, request=request)
+
+
+def _rebuild(request: httpx2.Request, body: bytes) -> httpx2.Request:
+    headers = httpx2.Headers(request.headers)
+    headers["content-length"] = str(len(body))
+    return httpx2.Request(
+        request.method, request.url, headers=headers, content=body, extensions=request.extensions
+    )
+
+
+def _is_sse(response: httpx2.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+class _ProxyStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    """Raw bytes of an inner response, untouched (pass-through routes)."""
+
+    def __init__(self, upstream: httpx2.Response) -> None:
+        self._upstream = upstream
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._upstream.iter_raw()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._upstream.aiter_raw():
+            yield chunk
+
+    def close(self) -> None:
+        self._upstream.close()
+
+    async def aclose(self) -> None:
+        await self._upstream.aclose()
+
+
+class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    """Pass an SSE stream through chunk by chunk while recording it.
+
+    ``done(body, complete)`` runs exactly once: when the end-of-stream event went by (the
+    stream is complete even if the SDK closes it right after), when the stream is closed
+    early, or when reading it failed. Only a complete stream is stored.
+    """
+
+    def __init__(
+        self,
+        upstream: httpx2.Response,
+        ends: tuple[bytes, ...],
+        done: Callable[[bytes, bool], None],
+        adone: Callable[[bytes, bool], Any] | None = None,
+    ) -> None:
+        self._upstream = upstream
+        self._ends = ends
+        self._done_cb = done
+        self._adone_cb = adone
+        self._chunks: list[bytes] = []
+        self._tail = b""
+        self._ended = False
+        self._finished = False
+
+    def _see(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        window = self._tail + chunk
+        if not self._ended and any(end in window for end in self._ends):
+            self._ended = True
+        self._tail = window[-64:]
+
+    def _result(self, error: bool) -> tuple[bytes, bool]:
+        body = b"".join(self._chunks)
+        complete = self._ended and not error and not any(e in body for e in _STREAM_ERROR)
+        return body, complete
+
+    def _finish(self, error: bool = False) -> None:
+        if not self._finished:
+            self._finished = True
+            self._done_cb(*self._result(error))
+
+    async def _afinish(self, error: bool = False) -> None:
+        if not self._finished:
+            self._finished = True
+            if self._adone_cb is not None:
+                await self._adone_cb(*self._result(error))
+            else:
+                self._done_cb(*self._result(error))
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._upstream.iter_bytes():
+                self._see(chunk)
+                yield chunk
+        except BaseException:
+            self._upstream.close()
+            self._finish(error=True)
+            raise
+        self._finish()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._upstream.aiter_bytes():
+                self._see(chunk)
+                yield chunk
+        except BaseException:
+            await self._upstream.aclose()
+            await self._afinish(error=True)
+            raise
+        await self._afinish()
+
+    def close(self) -> None:
+        self._upstream.close()
+        self._finish()
+
+    async def aclose(self) -> None:
+        await self._upstream.aclose()
+        await self._afinish()
+
+
+class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+    """Serve generating requests from the local cache or send them upstream through ``inner``.
+
+    ``inner`` is the user's own ``httpx2.Client`` (sync) or ``httpx2.AsyncClient`` (async);
+    it is used, never modified. ``policy`` is this client's local-cache policy (a block's
+    policy, see :mod:`promptcache._policy`, wins); ``signed`` marks request-signing clients,
+    whose bodies are never rewritten.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        inner: httpx2.Client | httpx2.AsyncClient,
+        *,
+        policy: PolicyName = "default",
+        signed: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.inner = inner
+        self.policy: PolicyName = policy
+        self.signed = signed
+
+    # --- shared steps ------------------------------------------------------------------------
+
+    def _begin(self, request: httpx2.Request, api: Api, content: bytes) -> Call:
+        ticket = request.headers.get(TICKET_HEADER)
+        for name in (TICKET_HEADER, OPT_OUT_HEADER):
+            if name in request.headers:
+                del request.headers[name]
+        call = self.engine.prepare(
+            api,
+            request,
+            content,
+            current_policy(self.policy),
+            signed=self.signed,
+            ticket=ticket,
+        )
+        return call
+
+    def _outgoing(self, request: httpx2.Request, sent: Rewrite | None) -> httpx2.Request:
+        if sent is None or not sent.changed:
+            return request
+        return _rebuild(request, dumps(sent.body))
+
+    def _live(
+        self, request: httpx2.Request, upstream: httpx2.Response, body: bytes
+    ) -> httpx2.Response:
+        headers = [*_response_headers(upstream.headers), (CACHE_HEADER, "miss")]
+        return httpx2.Response(
+            upstream.status_code,
+            headers=headers,
+            content=body,
+            request=request,
+            extensions=upstream.extensions,
+        )
+
+    def _live_stream(
+        self, request: httpx2.Request, upstream: httpx2.Response, stream: _TeeStream
+    ) -> httpx2.Response:
+        headers = [*_response_headers(upstream.headers), (CACHE_HEADER, "miss")]
+        return httpx2.Response(
+            upstream.status_code,
+            headers=headers,
+            stream=stream,
+            request=request,
+            extensions=upstream.extensions,
+        )
+
+    @staticmethod
+    def _proxy(request: httpx2.Request, upstream: httpx2.Response) -> httpx2.Response:
+        return httpx2.Response(
+            upstream.status_code,
+            headers=upstream.headers.raw,
+            stream=_ProxyStream(upstream),
+            request=request,
+            extensions=upstream.extensions,
+        )
+
+    def _stream_done(
+        self,
+        call: Call,
+        sent: Rewrite | None,
+        status: int,
+        headers: list[tuple[str, str]],
+        flight: Flight[Entry] | None,
+    ) -> Callable[[bytes, bool], None]:
+        engine = self.engine
+
+        def done(body: bytes, complete: bool) -> None:
+            entry: Entry | None = None
+            try:
+                entry = engine.finish_upstream(
+                    call, sent, status, headers, body, stream=True, complete=complete
+                )
+                if entry is not None and call.key is not None:
+                    engine.save(call.key, entry)
+            finally:
+                if flight is not None:
+                    engine.flights.finish(flight, entry)
+
+        return done
+
+    # --- sync driver -------------------------------------------------------------------------
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        """Serve one request (sync)."""
+        inner = self.inner
+        assert isinstance(inner, httpx2.Client), "a sync request reached an async transport"
+        api = route(request.method, request.url.path)
+        if api is None:
+            return self._proxy(request, inner.send(request, stream=True))
+        call = self._begin(request, api, request.read())
+        engine = self.engine
+        flight: Flight[Entry] | None = None
+        if call.key is not None:
+            key = call.key
+            for attempt in range(3):
+                if call.read and not (attempt == 0 and call.looked_up):
+                    entry = engine.lookup(key)
+                    if entry is not None:
+                        engine.record_hit(call, entry)
+                        return _replay(entry, request)
+                flight, leader = engine.flights.join(key.key, (threading.get_ident(), None))
+                if not leader and flight.owner[0] == threading.get_ident():
+                    # This very thread leads (an unread stream): waiting would deadlock.
+                    flight = None
+                    break
+                if leader:
+                    # Look again: a leader that just finished may have stored it meanwhile.
+                    if call.read:
+                        entry = engine.lookup(key)
+                        if entry is not None:
+                            engine.flights.finish(flight, entry)
+                            engine.record_hit(call, entry)
+                            return _replay(entry, request)
+                    break
+                entry = flight.wait(engine.flight_timeout)
+                flight = None
+                if entry is not None:
+                    engine.record_hit(call, entry)
+                    return _replay(entry, request)
+        try:
+            return self._upstream_sync(inner, request, call, flight)
+        except BaseException:
+            if flight is not None:
+                engine.flights.finish(flight, None)
+            raise
+
+    def _upstream_sync(
+        self,
+        inner: httpx2.Client,
+        request: httpx2.Request,
+        call: Call,
+        flight: Flight[Entry] | None,
+    ) -> httpx2.Response:
+        engine = self.engine
+        sent = engine.plan(call)
+        upstream = inner.send(self._outgoing(request, sent), stream=True)
+        if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
+            error_body = upstream.read()
+            upstream.close()
+            retry = engine.rejected(call, sent, upstream.status_code, error_body)
+            if retry is None:
+                return self._finish_json(request, call, sent, upstream, error_body, flight)
+            sent = retry
+            upstream = inner.send(self._outgoing(request, sent), stream=True)
+        if _is_sse(upstream) and upstream.status_code == 200:
+            headers = _response_headers(upstream.headers)
+            done = self._stream_done(call, sent, upstream.status_code, headers, flight)
+            tee = _TeeStream(upstream, _STREAM_END[call.info.api], done)
+            return self._live_stream(request, upstream, tee)
+        try:
+            body = upstream.read()
+        finally:
+            upstream.close()
+        return self._finish_json(request, call, sent, upstream, body, flight)
+
+    def _finish_json(
+        self,
+        request: httpx2.Request,
+        call: Call,
+        sent: Rewrite | None,
+        upstream: httpx2.Response,
+        body: bytes,
+        flight: Flight[Entry] | None,
+    ) -> httpx2.Response:
+        engine = self.engine
+        entry: Entry | None = None
+        try:
+            headers = _response_headers(upstream.headers)
+            entry = engine.finish_upstream(
+                call, sent, upstream.status_code, headers, body, stream=False, complete=True
+            )
+            if entry is not None and call.key is not None:
+                engine.save(call.key, entry)
+        finally:
+            if flight is not None:
+                engine.flights.finish(flight, entry)
+        return self._live(request, upstream, body)
+
+    def close(self) -> None:
+        """Nothing to release: the inner client belongs to the user."""
+
+    # --- async driver ------------------------------------------------------------------------
+
+    async def _alookup(self, key: CacheKey) -> Entry | None:
+        if self.engine.blocking:
+            return await asyncio.to_thread(self.engine.lookup, key)
+        return self.engine.lookup(key)
+
+    async def _asave(self, key: CacheKey, entry: Entry) -> None:
+        if self.engine.blocking:
+            await asyncio.to_thread(self.engine.save, key, entry)
+        else:
+            self.engine.save(key, entry)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        """Serve one request (async): store I/O runs off the event loop."""
+        inner = self.inner
+        assert isinstance(inner, httpx2.AsyncClient), "an async request reached a sync transport"
+        api = route(request.method, request.url.path)
+        if api is None:
+            return self._proxy(request, await inner.send(request, stream=True))
+        call = self._begin(request, api, await request.aread())
+        engine = self.engine
+        flight: Flight[Entry] | None = None
+        if call.key is not None:
+            key = call.key
+            for attempt in range(3):
+                if call.read and not (attempt == 0 and call.looked_up):
+                    entry = await self._alookup(key)
+                    if entry is not None:
+                        engine.record_hit(call, entry)
+                        return _replay(entry, request)
+                owner = (threading.get_ident(), id(asyncio.current_task()))
+                flight, leader = engine.flights.join(key.key, owner)
+                if not leader and flight.owner in (owner, (owner[0], None)):
+                    # This very task leads (an unread stream): waiting would deadlock.
+                    flight = None
+                    break
+                if leader:
+                    if call.read:
+                        entry = await self._alookup(key)
+                        if entry is not None:
+                            engine.flights.finish(flight, entry)
+                            engine.record_hit(call, entry)
+                            return _replay(entry, request)
+                    break
+                entry = await engine.flights.wait_async(flight, engine.flight_timeout)
+                flight = None
+                if entry is not None:
+                    engine.record_hit(call, entry)
+                    return _replay(entry, request)
+        try:
+            return await self._upstream_async(inner, request, call, flight)
+        except BaseException:
+            if flight is not None:
+                engine.flights.finish(flight, None)
+            raise
+
+    async def _upstream_async(
+        self,
+        inner: httpx2.AsyncClient,
+        request: httpx2.Request,
+        call: Call,
+        flight: Flight[Entry] | None,
+    ) -> httpx2.Response:
+        engine = self.engine
+        sent = engine.plan(call)
+        upstream = await inner.send(self._outgoing(request, sent), stream=True)
+        if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
+            error_body = await upstream.aread()
+            await upstream.aclose()
+            retry = engine.rejected(call, sent, upstream.status_code, error_body)
+            if retry is None:
+                return await self._afinish_json(request, call, sent, upstream, error_body, flight)
+            sent = retry
+            upstream = await inner.send(self._outgoing(request, sent), stream=True)
+        if _is_sse(upstream) and upstream.status_code == 200:
+            headers = _response_headers(upstream.headers)
+            sync_done = self._stream_done(call, sent, upstream.status_code, headers, flight)
+
+            async def adone(body: bytes, complete: bool) -> None:
+                if engine.blocking:
+                    await asyncio.to_thread(sync_done, body, complete)
+                else:
+                    sync_done(body, complete)
+
+            tee = _TeeStream(upstream, _STREAM_END[call.info.api], sync_done, adone)
+            return self._live_stream(request, upstream, tee)
+        try:
+            body = await upstream.aread()
+        finally:
+            await upstream.aclose()
+        return await self._afinish_json(request, call, sent, upstream, body, flight)
+
+    async def _afinish_json(
+        self,
+        request: httpx2.Request,
+        call: Call,
+        sent: Rewrite | None,
+        upstream: httpx2.Response,
+        body: bytes,
+        flight: Flight[Entry] | None,
+    ) -> httpx2.Response:
+        engine = self.engine
+        entry: Entry | None = None
+        try:
+            headers = _response_headers(upstream.headers)
+            entry = engine.finish_upstream(
+                call, sent, upstream.status_code, headers, body, stream=False, complete=True
+            )
+            if entry is not None and call.key is not None:
+                await self._asave(call.key, entry)
+        finally:
+            if flight is not None:
+                engine.flights.finish(flight, entry)
+        return self._live(request, upstream, body)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the inner client belongs to the user."""

@@ -1,0 +1,435 @@
+"""``PromptCache`` and ``wrap()``: one line to put promptcache under an SDK client.
+
+``pc.wrap(client)`` returns ``client.with_options(http_client=…)`` — a real client of the same
+class whose http client routes generating requests through :class:`PromptCacheTransport` and
+sends upstream through the user's own http client. The user's client is never modified. The
+common hot methods get the pre-SDK fast path (:mod:`promptcache._fastpath`).
+
+The module-level :func:`wrap` and :func:`cached` use one lazily created default
+``PromptCache`` (``$PROMPTCACHE_DIR``, defaults everywhere).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
+
+import httpx2
+
+from promptcache._errors import ConfigError, PromptCacheWarning
+from promptcache._policy import PolicyName, check_policy
+
+if TYPE_CHECKING:
+    from promptcache._hooks import Accountant, Planner
+    from promptcache._memo import Memoized
+    from promptcache._store import SafeStore, Store
+    from promptcache._transport import Engine
+
+__all__ = ["PromptCache", "cached", "wrap"]
+
+C = TypeVar("C")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_RESTRUCTURE: Final = ("off", "safe", "auto")
+# Clients whose generating calls do not use the providers' public routes (Bedrock
+# InvokeModel, Vertex rawPredict): their requests pass through untouched.
+_PASS_THROUGH: Final = frozenset(
+    {
+        "AnthropicBedrock",
+        "AsyncAnthropicBedrock",
+        "AnthropicVertex",
+        "AsyncAnthropicVertex",
+        "AnthropicGoogleCloud",
+        "AsyncAnthropicGoogleCloud",
+    }
+)
+# Clients that sign each request (AWS SigV4): cached and accounted, never rewritten.
+_SIGNED: Final = frozenset(
+    {
+        "BedrockOpenAI",
+        "AsyncBedrockOpenAI",
+        "AnthropicAWS",
+        "AsyncAnthropicAWS",
+        "AnthropicBedrockMantle",
+        "AsyncAnthropicBedrockMantle",
+    }
+)
+_warned: set[str] = set()
+
+
+def _warn_once(name: str, message: str) -> None:
+    if name not in _warned:
+        _warned.add(name)
+        warnings.warn(message, PromptCacheWarning, stacklevel=4)
+
+
+class _OuterClient(httpx2.Client):
+    """The http client handed to the SDK: builds requests like the user's, sends through ours."""
+
+    def __init__(self, inner: httpx2.Client, transport: httpx2.BaseTransport) -> None:
+        super().__init__(transport=transport, timeout=inner.timeout)
+        self._promptcache_inner = inner
+
+    def build_request(self, *args: Any, **kwargs: Any) -> httpx2.Request:
+        # The user's client may carry default headers, params or cookies: let it build.
+        return self._promptcache_inner.build_request(*args, **kwargs)
+
+
+class _OuterAsyncClient(httpx2.AsyncClient):
+    """Async twin of :class:`_OuterClient`."""
+
+    def __init__(self, inner: httpx2.AsyncClient, transport: httpx2.AsyncBaseTransport) -> None:
+        super().__init__(transport=transport, timeout=inner.timeout)
+        self._promptcache_inner = inner
+
+    def build_request(self, *args: Any, **kwargs: Any) -> httpx2.Request:
+        return self._promptcache_inner.build_request(*args, **kwargs)
+
+
+def _sdk_of(client: Any) -> str:
+    for klass in type(client).__mro__:
+        root = klass.__module__.split(".", 1)[0]
+        if root in ("openai", "anthropic"):
+            return root
+    raise TypeError(
+        "promptcache.wrap() takes an openai or anthropic client "
+        f"(OpenAI, AsyncOpenAI, Anthropic, …), not {type(client).__name__}"
+    )
+
+
+class PromptCache:
+    """Provider prompt caching, a local response cache and a ledger, for SDK clients.
+
+    Args:
+        directory: where the cache, salt and ledger live; default ``$PROMPTCACHE_DIR``, else
+            the user cache directory.
+        store: ``None`` (diskcache in ``directory``, or ``$PROMPTCACHE_STORE``), a URL
+            (``"memory://"``, ``"redis://host:port/db"``) or a store object.
+        response_cache: serve identical requests from the local cache.
+        restructure: ``"off"``, ``"safe"`` or ``"auto"`` — how requests are reshaped for the
+            provider cache (see the restructuring docs).
+        ttl: seconds a cached response lives (``None``: until evicted).
+        size_limit: maximum size in bytes of the default disk store.
+        namespace: separates entries of different apps or tenants sharing a store.
+        strict: raise :class:`~promptcache.StoreError` when the store fails instead of warning
+            and treating the call as a miss.
+        openai, anthropic: provider-specific options (``OpenAIOptions``, ``AnthropicOptions``).
+        prices: price overrides for the ledger.
+        planner, accountant: replace the default planner/accountant (mostly for tests).
+        clock: time source (seconds since the epoch).
+
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        store: str | Store | None = None,
+        response_cache: bool = True,
+        restructure: str = "safe",
+        *,
+        ttl: float | None = None,
+        size_limit: int | None = None,
+        namespace: str | None = None,
+        strict: bool = False,
+        openai: Any = None,
+        anthropic: Any = None,
+        prices: Any = None,
+        planner: Planner | None = None,
+        accountant: Accountant | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if restructure not in _RESTRUCTURE:
+            raise ConfigError(
+                f"restructure must be one of 'off', 'safe', 'auto', not {restructure!r}"
+            )
+        if not isinstance(response_cache, bool):
+            raise ConfigError(f"response_cache must be True or False, not {response_cache!r}")
+        if ttl is not None and (not isinstance(ttl, int | float) or ttl <= 0):
+            raise ConfigError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+        if size_limit is not None and (not isinstance(size_limit, int) or size_limit <= 0):
+            raise ConfigError(f"size_limit must be a positive number of bytes, not {size_limit!r}")
+        if namespace is not None and (
+            not isinstance(namespace, str) or not namespace or "|" in namespace
+        ):
+            raise ConfigError(
+                f"namespace must be a non-empty string without '|', not {namespace!r}"
+            )
+        if store is not None and not isinstance(store, str) and not hasattr(store, "get"):
+            raise ConfigError(f"store must be a URL string or a Store, not {type(store).__name__}")
+        from promptcache._store import resolve_directory
+
+        self.directory: Path = resolve_directory(directory)
+        self.response_cache = response_cache
+        self.restructure = restructure
+        self.ttl = None if ttl is None else float(ttl)
+        self.namespace = namespace
+        self.strict = strict
+        self._store_spec = store
+        self._size_limit = size_limit
+        self._options = {"openai": openai, "anthropic": anthropic}
+        self._prices = prices
+        self._planner = planner
+        self._accountant = accountant
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._store: SafeStore | None = None
+        self._engine: Engine | None = None
+        self._closed = False
+
+    # --- lazily built parts -------------------------------------------------------------------
+
+    @property
+    def store(self) -> SafeStore:
+        """The store shared by the response cache and :meth:`cached` (opened on first use)."""
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    from promptcache._store import SafeStore, open_store
+
+                    inner = open_store(
+                        self._store_spec, self.directory, size_limit=self._size_limit
+                    )
+                    self._store = SafeStore(inner, strict=self.strict)
+        return self._store
+
+    @property
+    def planner(self) -> Planner:
+        """The planner that restructures requests (the default one unless injected)."""
+        if self._planner is None:
+            from promptcache._plan import DefaultPlanner
+
+            self._planner = DefaultPlanner(
+                self.restructure,
+                openai=self._options["openai"],
+                anthropic=self._options["anthropic"],
+                clock=self._clock,
+            )
+        return self._planner
+
+    @property
+    def accountant(self) -> Accountant:
+        """The accountant that records usage and cost (the default ledger unless injected)."""
+        if self._accountant is None:
+            from promptcache._accounting import LedgerAccountant
+
+            self._accountant = LedgerAccountant(
+                self.directory, prices=self._prices, clock=self._clock
+            )
+        return self._accountant
+
+    @property
+    def ledger(self) -> Any:
+        """The ledger of every call made through this cache's wrapped clients."""
+        return self.accountant.ledger  # type: ignore[attr-defined]
+
+    @property
+    def engine(self) -> Engine:
+        """The state every wrapped client of this cache shares (internal)."""
+        if self._engine is None:
+            store = self.store if self.response_cache else None
+            planner, accountant = self.planner, self.accountant
+            with self._lock:
+                if self._engine is None:
+                    from promptcache._store import load_salt
+                    from promptcache._transport import Engine
+
+                    self._engine = Engine(
+                        store=store,
+                        planner=planner,
+                        accountant=accountant,
+                        salt=load_salt(self.directory),
+                        user_namespace=self.namespace,
+                        ttl=self.ttl,
+                        strict=self.strict,
+                        clock=self._clock,
+                        check_keys=os.environ.get("PROMPTCACHE_CHECK_KEYS", "") == "1",
+                    )
+        return self._engine
+
+    # --- wrapping ---------------------------------------------------------------------------
+
+    def wrap(self, client: C, *, policy: PolicyName = "default") -> C:
+        """Return a client of the same class as ``client`` that goes through this cache.
+
+        ``client`` is not modified. ``policy`` sets the local-cache policy of every call made
+        through the returned client: ``"default"``, ``"bypass"``, ``"refresh"`` or
+        ``"read_only"`` (a :func:`promptcache.bypass`-style block still wins). Wrapping a
+        wrapped client re-wraps the original, so entries are never cached twice.
+        """
+        if self._closed:
+            raise ConfigError("this PromptCache is closed")
+        policy = check_policy(policy)
+        sdk = _sdk_of(client)
+        name = type(client).__name__
+        inner: Any = client._client  # type: ignore[attr-defined]
+        from promptcache._transport import PromptCacheTransport
+
+        existing = getattr(inner, "_transport", None)
+        if isinstance(existing, PromptCacheTransport):
+            inner = existing.inner
+        if any(k.__name__ in _PASS_THROUGH for k in type(client).__mro__):
+            _warn_once(
+                name,
+                f"promptcache: {name} calls the cloud's own invoke routes, not the {sdk} API "
+                "routes; its requests pass through untouched (no local cache, accounting or "
+                "restructuring). Use the provider's first-party client for those.",
+            )
+        signed = any(k.__name__ in _SIGNED for k in type(client).__mro__)
+        if signed:
+            _warn_once(
+                name,
+                f"promptcache: {name} signs each request (SigV4); requests are cached and "
+                "accounted but never restructured.",
+            )
+        transport = PromptCacheTransport(self.engine, inner, policy=policy, signed=signed)
+        outer: httpx2.Client | httpx2.AsyncClient
+        if isinstance(inner, httpx2.AsyncClient):
+            outer = _OuterAsyncClient(inner, transport)
+        elif isinstance(inner, httpx2.Client):
+            outer = _OuterClient(inner, transport)
+        else:
+            raise TypeError(
+                f"promptcache needs an httpx2-based client; {name} uses {type(inner).__name__}"
+            )
+        wrapped = client.with_options(http_client=outer)  # type: ignore[attr-defined]
+        from promptcache._fastpath import fast_class
+
+        fast = fast_class(type(wrapped))
+        if fast is not None and not signed:
+            # Our own new object (never the user's): give it the fast-path subclass.
+            wrapped.__class__ = fast
+        return wrapped  # type: ignore[no-any-return]
+
+    # --- memoization ------------------------------------------------------------------------
+
+    @overload
+    def cached(self, func: Callable[P, R], /) -> Memoized[P, R]: ...
+
+    @overload
+    def cached(
+        self,
+        func: None = None,
+        /,
+        *,
+        ttl: float | None = None,
+        key: Callable[..., Any] | None = None,
+        typed: bool = False,
+        namespace: str | None = None,
+    ) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
+
+    def cached(
+        self,
+        func: Callable[P, R] | None = None,
+        /,
+        *,
+        ttl: float | None = None,
+        key: Callable[..., Any] | None = None,
+        typed: bool = False,
+        namespace: str | None = None,
+    ) -> Memoized[P, R] | Callable[[Callable[P, R]], Memoized[P, R]]:
+        """Memoize an app function's result in this cache's store.
+
+        Use bare (``@pc.cached``) or with options (``@pc.cached(ttl=3600)``); works on
+        coroutine functions too. Signatures are kept; ``__wrapped__`` is the original and
+        ``cache_key``/``invalidate``/``cache_clear`` manage entries (see ``memoize``).
+        """
+        from promptcache._memo import memoize
+
+        if ttl is not None and (not isinstance(ttl, int | float) or ttl <= 0):
+            raise ConfigError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+        ns = namespace if namespace is not None else (self.namespace or "default")
+        decorator: Callable[[Callable[P, R]], Memoized[P, R]] = memoize(
+            self.store, namespace=ns, ttl=ttl, key=key, typed=typed
+        )
+        if func is None:
+            return decorator
+        return decorator(func)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush the ledger and close the store. Wrapped clients must not be used afterwards."""
+        self._closed = True
+        closer = getattr(self._accountant, "close", None)
+        if callable(closer):
+            closer()
+        if self._store is not None:
+            self._store.close()
+
+    def __enter__(self) -> PromptCache:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"PromptCache(directory={str(self.directory)!r}, "
+            f"response_cache={self.response_cache}, restructure={self.restructure!r})"
+        )
+
+
+_default: PromptCache | None = None
+_default_lock = threading.Lock()
+
+
+def _default_cache() -> PromptCache:
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = PromptCache()
+    return _default
+
+
+def wrap(client: C, *, policy: PolicyName = "default") -> C:
+    """Wrap an SDK client with the default :class:`PromptCache` (see :meth:`PromptCache.wrap`).
+
+    >>> import promptcache
+    >>> promptcache.wrap  # doctest: +ELLIPSIS
+    <function wrap at ...>
+    """
+    return _default_cache().wrap(client, policy=policy)
+
+
+@overload
+def cached(func: Callable[P, R], /) -> Memoized[P, R]: ...
+
+
+@overload
+def cached(
+    func: None = None,
+    /,
+    *,
+    ttl: float | None = None,
+    key: Callable[..., Any] | None = None,
+    typed: bool = False,
+    namespace: str | None = None,
+) -> Callable[[Callable[P, R]], Memoized[P, R]]: ...
+
+
+def cached(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    ttl: float | None = None,
+    key: Callable[..., Any] | None = None,
+    typed: bool = False,
+    namespace: str | None = None,
+) -> Memoized[P, R] | Callable[[Callable[P, R]], Memoized[P, R]]:
+    """Memoize with the default :class:`PromptCache` (see :meth:`PromptCache.cached`)."""
+    if func is not None:
+        return _default_cache().cached(func)
+    return _default_cache().cached(ttl=ttl, key=key, typed=typed, namespace=namespace)

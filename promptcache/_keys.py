@@ -29,6 +29,7 @@ __all__ = [
     "OPT_OUT_HEADER",
     "CacheKey",
     "answer_headers",
+    "digest_key",
     "namespace",
     "request_key",
     "request_key_from_bytes",
@@ -123,7 +124,8 @@ def answer_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _digest(ns: str, blob: bytes) -> CacheKey:
+def digest_key(ns: str, blob: bytes) -> CacheKey:
+    """Return the :class:`CacheKey` of already-canonical bytes under namespace ``ns``."""
     return CacheKey(
         key=f"{ns}:{xxhash.xxh3_128_hexdigest(blob)}",
         verify=xxhash.xxh3_128_hexdigest(blob, seed=_VERIFY_SEED),
@@ -136,7 +138,7 @@ def request_key(ns: str, api: Api, body: Mapping[str, Any], headers: Mapping[str
     ``headers`` must already be :func:`answer_headers` output. Raises ``TypeError`` when the
     body holds a value that is not JSON (the caller should then not cache).
     """
-    return _digest(ns, canonical({"api": api.value, "body": body, "headers": headers}))
+    return digest_key(ns, canonical({"api": api.value, "body": body, "headers": headers}))
 
 
 def request_key_from_bytes(

@@ -95,22 +95,24 @@ class Usage:
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-able dict (the ledger's and the cache meta's storage form)."""
         return {
-            "input": self.input_tokens,
-            "read": self.cache_read_tokens,
-            "write": dict(self.cache_write_tokens_by_ttl),
-            "output": self.output_tokens,
-            "reasoning": self.reasoning_tokens,
+            "input_tokens": self.input_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cache_write_tokens_by_ttl": dict(self.cache_write_tokens_by_ttl),
+            "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Usage:
         """Inverse of :meth:`to_json`."""
+        ttl = data["cache_write_tokens_by_ttl"]
         return cls(
-            input_tokens=int(data["input"]),
-            cache_read_tokens=int(data["read"]),
-            cache_write_tokens_by_ttl={str(k): int(v) for k, v in data["write"].items()},
-            output_tokens=int(data["output"]),
-            reasoning_tokens=int(data["reasoning"]),
+            input_tokens=int(data["input_tokens"]),
+            cache_read_tokens=int(data["cache_read_tokens"]),
+            cache_write_tokens_by_ttl={str(k): int(v) for k, v in ttl.items()},
+            output_tokens=int(data["output_tokens"]),
+            reasoning_tokens=int(data["reasoning_tokens"]),
         )
 
 

@@ -1,0 +1,150 @@
+"""The accountant the transport calls: decode usage, price it, append it to the ledger.
+
+:class:`LedgerAccountant` implements :class:`promptcache._hooks.Accountant`. Both methods run
+on the request path. ``record_local_hit`` does no decoding and no pricing — the meta stored
+with the cached response already carries the replaced call's cost — so it is a tuple built and
+appended to a deque. ``record_upstream`` decodes the body and prices it with cached rates
+(microseconds), then appends.
+
+The meta returned by ``record_upstream`` (stored beside a cached response, and passed to the
+planner's ``observe``) is versioned JSON::
+
+    {"v": 1, "api": "openai.chat", "provider": "openai", "model": "gpt-6.1-sol",
+     "usage": {"input_tokens": …, "cache_read_tokens": …, "cache_write_tokens": …,
+               "cache_write_tokens_by_ttl": {"30m": …}, "output_tokens": …,
+               "reasoning_tokens": …} | null,
+     "cost": "0.0153" | null, "cost_without_provider_cache": "0.029" | null}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from promptcache._api import RequestInfo
+from promptcache._hooks import UsageMeta
+from promptcache._ledger import Ledger, Record, to_pico
+from promptcache._pricing import ModelPrice, PriceBook, infer_provider
+from promptcache._usage import decode
+
+__all__ = ["META_VERSION", "LedgerAccountant"]
+
+META_VERSION = 1
+
+
+def _meta_pico(meta: Mapping[str, Any], key: str) -> int | None:
+    v = meta.get(key)
+    if not isinstance(v, str):
+        return None
+    try:
+        return to_pico(Decimal(v))
+    except InvalidOperation:
+        return None
+
+
+class LedgerAccountant:
+    """Records every call into the :class:`~promptcache._ledger.Ledger` of ``directory``.
+
+    Args:
+        directory: the PromptCache directory (the ledger is shared by every process using it).
+        prices: per-model overrides (:class:`~promptcache.ModelPrice`), checked before
+            genai-prices; keys are model ids as the provider returns them.
+        clock: time source for calls whose :class:`RequestInfo` has no start time.
+
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        prices: Mapping[str, ModelPrice] | None = None,
+        clock: Callable[[], float] = time.time,
+        rollup_after_days: float | None = 30,
+        retention_days: float | None = None,
+    ) -> None:
+        self._clock = clock
+        self._book = PriceBook(prices)
+        self.ledger = Ledger(
+            directory,
+            clock=clock,
+            rollup_after_days=rollup_after_days,
+            retention_days=retention_days,
+        )
+
+    def record_upstream(
+        self, info: RequestInfo, body: bytes, *, status: int, complete: bool
+    ) -> UsageMeta | None:
+        """Decode, price and record a call that reached the provider; return its meta."""
+        ts = info.started or self._clock()
+        attr = info.attribution
+        api = info.api.value
+        if status >= 400:
+            provider = infer_provider(info.api, info.base_url, info.model)
+            # Failed requests are not billed: known zero tokens and a known zero cost.
+            self.ledger.append(
+                Record(ts, api, provider, info.model or "", attr.function, attr.tags,
+                       info.tenant, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None)
+            )  # fmt: skip
+            return None
+        d = decode(info.api, body, stream=info.stream)
+        model = d.model or info.model or ""
+        provider = infer_provider(info.api, info.base_url, model)
+        u = d.usage
+        if u is None:
+            # Nothing reported (a Chat stream without include_usage, a cut stream): the bill
+            # is unknown, not zero. No price warning: the price is not what is missing.
+            cost = None
+            without = None
+            self.ledger.append(
+                Record(ts, api, provider, model, attr.function, attr.tags, info.tenant,
+                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None, None, None)
+            )  # fmt: skip
+        else:
+            c = self._book.price(
+                u, provider=provider, models=(d.model, info.model), when=ts, context=d.price_context
+            )
+            cost, without = c.paid, c.without_provider_cache
+            ttl = u.cache_write_tokens_by_ttl
+            self.ledger.append(
+                Record(ts, api, provider, model, attr.function, attr.tags, info.tenant,
+                       0, 0, 1, u.input_tokens, u.cache_read_tokens, ttl.get("5m", 0),
+                       ttl.get("1h", 0), ttl.get("30m", 0), ttl.get("12h", 0), u.output_tokens,
+                       u.reasoning_tokens, to_pico(cost), to_pico(without), None, None)
+            )  # fmt: skip
+        return {
+            "v": META_VERSION,
+            "api": api,
+            "provider": provider,
+            "model": model,
+            "usage": None if u is None else u.to_json(),
+            "cost": None if cost is None else str(cost),
+            "cost_without_provider_cache": None if without is None else str(without),
+        }
+
+    def record_local_hit(self, info: RequestInfo, meta: UsageMeta | None) -> None:
+        """Record a call served locally, with the cost of the call it replaced (from ``meta``)."""
+        attr = info.attribution
+        ts = info.started or self._clock()
+        if meta is not None and meta.get("v") == META_VERSION:
+            model = str(meta.get("model") or info.model or "")
+            provider = str(meta.get("provider") or "")
+            avoided = _meta_pico(meta, "cost")
+            avoided_without = _meta_pico(meta, "cost_without_provider_cache")
+        else:
+            model = info.model or ""
+            provider = ""
+            avoided = avoided_without = None
+        if not provider:
+            provider = infer_provider(info.api, info.base_url, model)
+        # A hit sends nothing and pays nothing: tokens 0, cost a known 0.
+        self.ledger.append(
+            Record(ts, info.api.value, provider, model, attr.function, attr.tags, info.tenant,
+                   1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, avoided, avoided_without)
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """Flush the ledger and release its file."""
+        self.ledger.close()

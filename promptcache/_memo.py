@@ -13,25 +13,24 @@ an allow-listed SDK package, so a tampered cache entry cannot import arbitrary m
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib
 import inspect
 import math
 import sys
 from collections.abc import Callable
-from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 import orjson
 
 from promptcache._keys import KEY_VERSION, digest_key
 from promptcache._store import SafeStore
 
-__all__ = ["MEMO_VERSION", "SDK_MODULES", "MemoHelpers", "cache_helpers", "memoize"]
+__all__ = ["MEMO_VERSION", "SDK_MODULES", "MemoHelpers", "Memoized", "cache_helpers", "memoize"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-F = TypeVar("F", bound=Callable[..., Any])
+R_co = TypeVar("R_co", covariant=True)
 
 #: Version of the stored JSON envelope ``{"v", "k", "r"}``; other versions are misses.
 MEMO_VERSION: Final = 1
@@ -48,7 +47,7 @@ _TAG: Final = "$t"
 
 
 class MemoHelpers(Protocol):
-    """The helpers a memoized function carries (see :func:`cache_helpers`)."""
+    """The helpers every memoized function carries."""
 
     def cache_key(self, *args: Any, **kwargs: Any) -> str:
         """Return the store key a call with these arguments reads and writes."""
@@ -63,12 +62,55 @@ class MemoHelpers(Protocol):
         ...
 
 
+class Memoized(Protocol[P, R_co]):
+    """What :func:`memoize` returns: the function, same signature, plus cache helpers.
+
+    On a method, type checkers see the bound method as ``Callable[..., R]``; the helpers take
+    the instance explicitly (``Cls.method.cache_key(obj, ...)``).
+    """
+
+    @property
+    def __wrapped__(self) -> Callable[P, R_co]:
+        """The undecorated function."""
+        ...
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co:
+        """Return the cached result, or call the function and cache what it returns."""
+        ...
+
+    @property
+    def __name__(self) -> str:
+        """The function's name."""
+        ...
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Memoized[P, R_co]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> Callable[..., R_co]: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        """Bind like a function when used as a method."""
+        ...
+
+    def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Return the store key a call with these arguments reads and writes."""
+        ...
+
+    def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Forget the cached result of a call with these arguments."""
+        ...
+
+    def cache_clear(self) -> int:
+        """Forget every cached result of this function; return how many were removed."""
+        ...
+
+
 def cache_helpers(fn: Callable[..., Any]) -> MemoHelpers:
     """Return the typed helpers of a function decorated by :func:`memoize`.
 
-    ``fn.cache_key(...)``, ``fn.invalidate(...)`` and ``fn.cache_clear()`` work directly at run
-    time; this accessor gives type checkers a view of them, since the decorated function keeps
-    exactly the original's type.
+    Useful where the static type of ``fn`` is not :class:`Memoized` (a method looked up on
+    its class, a function passed around as a plain ``Callable``).
     """
     if not all(callable(getattr(fn, n, None)) for n in ("cache_key", "invalidate", "cache_clear")):
         raise TypeError(f"{getattr(fn, '__qualname__', fn)!r} is not a promptcache.cached function")
@@ -266,7 +308,7 @@ def memoize(
     ttl: float | None = None,
     key: Callable[..., Any] | None = None,
     typed: bool = False,
-) -> Callable[[F], F]:
+) -> Callable[[Callable[P, R]], Memoized[P, R]]:
     """Return a decorator that caches a function's results in ``store``.
 
     Works on plain and ``async`` functions and keeps their signature. A cached ``None`` is a
@@ -274,20 +316,23 @@ def memoize(
     call's arguments and its (JSON-able) return value is keyed instead of the arguments — use it
     for ``self`` or other values that cannot be keyed. ``typed=True`` also keys each argument's
     type (``1`` and ``1.0`` are already distinct; this tells a tuple from a list). The
-    decorated function keeps the original's type for type checkers and gains
-    ``cache_key(*args, **kwargs)``, ``invalidate(*args, **kwargs)`` and ``cache_clear()``
-    (typed through :func:`cache_helpers`).
+    decorated function (a :class:`Memoized`) keeps the original's signature for type checkers
+    and gains ``cache_key(*args, **kwargs)``, ``invalidate(*args, **kwargs)`` and
+    ``cache_clear()``.
 
     A store failure is a :class:`~promptcache.StoreWarning` and the function simply runs; an
     argument or result that cannot be keyed or stored raises ``TypeError``.
     """
 
-    def decorate(fn: F) -> F:
+    def decorate(fn: Callable[P, R]) -> Memoized[P, R]:
         if not callable(fn):
             raise TypeError(f"cached() decorates functions, not {_type_name(fn)}")
         memo: _Memo[..., Any] = _Memo(fn, store, namespace, ttl, key, typed)
         wrapper: Any
         if inspect.iscoroutinefunction(fn):
+            # Only async apps pay for importing asyncio (~30 ms), and they already have.
+            import asyncio
+
             afn = cast(Callable[..., Any], fn)
 
             async def run_async(*args: Any, **kwargs: Any) -> Any:
@@ -334,6 +379,6 @@ def memoize(
         wrapper.cache_key = cache_key
         wrapper.invalidate = invalidate
         wrapper.cache_clear = cache_clear
-        return cast(F, wrapper)
+        return cast(Memoized[P, R], wrapper)
 
     return decorate

@@ -97,6 +97,7 @@ def test_signature_and_metadata_preserved(store: SafeStore) -> None:
     wrapped = memoize(store, namespace=NS)(greet)
     assert inspect.signature(wrapped) == inspect.signature(greet)
     assert inspect.unwrap(wrapped) is greet
+    assert wrapped.__wrapped__ is greet
     assert wrapped.__name__ == "greet" and wrapped.__doc__ == "Say hello."
 
 
@@ -109,7 +110,7 @@ def test_key_helper_invalidate_and_clear(store: SafeStore) -> None:
         calls += 1
         return x * x
 
-    h = cache_helpers(square)
+    h = square
     k = h.cache_key(3)
     assert k.startswith(f"v1|memo|ns={NS}|fn={__name__}:")
     assert "square" in k
@@ -135,7 +136,7 @@ def test_function_identity_is_in_the_key(store: SafeStore) -> None:
         return 3 * x
 
     assert double(2) == 4 and triple(2) == 6
-    assert cache_helpers(double).cache_key(2) != cache_helpers(triple).cache_key(2)
+    assert double.cache_key(2) != triple.cache_key(2)
     with pytest.raises(TypeError, match=r"not a promptcache\.cached function"):
         cache_helpers(print)
 
@@ -169,9 +170,11 @@ def test_custom_key_function(store: SafeStore) -> None:
             return f"{self.name}/{path}"
 
     a, b = Repo("a"), Repo("a")
+    assert_type(a.read("x"), str)
     assert a.read("x") == "a/x"
     assert b.read("x") == "a/x"  # same key: served from the cache
     assert (a.calls, b.calls) == (1, 0)
+    assert Repo.read.cache_key(a, "x") == Repo.read.cache_key(b, "x")
     assert Repo("c").read("x") == "c/x"
     # Helpers live on the function: for a method, pass the instance explicitly.
     assert cache_helpers(Repo.read).cache_key(a, "x") == cache_helpers(Repo.read).cache_key(b, "x")
@@ -386,4 +389,4 @@ def test_ttl() -> None:
 
 def test_decorating_a_non_callable_raises(store: SafeStore) -> None:
     with pytest.raises(TypeError, match="decorates functions"):
-        memoize(store, namespace=NS)(42)  # type: ignore[type-var]
+        memoize(store, namespace=NS)(42)  # type: ignore[arg-type]

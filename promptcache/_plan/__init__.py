@@ -1,0 +1,128 @@
+"""The planner: restructures requests so the provider prompt cache hits (DESIGN §5).
+
+:class:`DefaultPlanner` implements the transport's ``Planner`` protocol for OpenAI Chat
+Completions, OpenAI Responses and Anthropic Messages, in three modes:
+
+* ``"off"``: the body goes out as written (layout marks are still stripped);
+* ``"safe"``: semantics-preserving hints only — Anthropic breakpoints, OpenAI
+  ``prompt_cache_key`` and gpt-5.6+ breakpoints — plus the moves the app asked for with
+  :func:`promptcache.static` / :func:`promptcache.dynamic` / :func:`promptcache.layout`;
+* ``"auto"``: also moves volatile lines (timestamps, dates, ids, counters, text seen to change
+  between calls) out of the prefix, sorts tools by name and serialises tool arguments stably.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any, Literal
+
+from promptcache._api import Api, RequestInfo
+from promptcache._errors import ConfigError, RewriteWarning
+from promptcache._hooks import Rewrite, UsageMeta
+from promptcache._plan._anthropic import plan_anthropic
+from promptcache._plan._ctx import Ctx
+from promptcache._plan._openai import plan_openai
+from promptcache._plan._options import AnthropicOptions, OpenAIOptions
+from promptcache._plan._state import PlannerState
+from promptcache._plan._text import strip_deep
+
+__all__ = ["AnthropicOptions", "DefaultPlanner", "OpenAIOptions"]
+
+_MODES = ("off", "safe", "auto")
+_REJECT_WORDS = ("unrecognized", "unknown", "extra", "not permitted", "unsupported", "not allowed")
+
+
+class DefaultPlanner:
+    """Plans provider prompt caching for every request a wrapped client sends.
+
+    ``rewrite`` is pure with respect to its input: the body it is given is never mutated; a
+    changed request is a new dict. State learnt across calls (prefix families, reuse intervals,
+    volatile lines, token calibration, endpoint capabilities) is in memory and thread-safe.
+    Requests from signing clients (``info.signed``) are never changed — layout marks in them
+    reach the provider as invisible characters, so use marks only with unsigned clients there.
+    """
+
+    def __init__(
+        self,
+        mode: Literal["off", "safe", "auto"] = "safe",
+        *,
+        openai: OpenAIOptions | None = None,
+        anthropic: AnthropicOptions | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if mode not in _MODES:
+            raise ConfigError(f"restructure must be one of {_MODES}, got {mode!r}")
+        self.mode: Literal["off", "safe", "auto"] = mode
+        self.openai = openai or OpenAIOptions()
+        self.anthropic = anthropic or AnthropicOptions()
+        self._clock = clock
+        self._state = PlannerState()
+        self._lock = threading.Lock()
+
+    def rewrite(self, info: RequestInfo, body: dict[str, Any]) -> Rewrite:
+        """Return the body to send: reordered, with breakpoints and cache key as planned."""
+        if info.signed:
+            return Rewrite(body=body)
+        ctx = Ctx(info, self.mode, self._state, self._clock(), self.anthropic, self.openai)
+        try:
+            if info.api is Api.ANTHROPIC_MESSAGES:
+                return plan_anthropic(ctx, body)
+            return plan_openai(ctx, body)
+        except Exception as exc:  # planning must never cost the user a call
+            warnings.warn(
+                RewriteWarning(
+                    f"promptcache could not plan this request ({exc!r}); sent as written"
+                ),
+                stacklevel=2,
+            )
+            out = strip_deep(body)
+            return Rewrite(body=out, changed=out is not body)
+
+    def observe(self, info: RequestInfo, sent: Rewrite, usage: UsageMeta | None) -> None:
+        """Recalibrate token estimates from the inclusive input the provider billed."""
+        if not usage:
+            return
+        meta = self._state.get_meta(sent.body)
+        if meta is None:
+            return
+        tokens = usage.get("input_tokens")
+        if isinstance(tokens, int) and not isinstance(tokens, bool):
+            self._state.calibration.update(meta.get("model"), int(meta.get("chars") or 0), tokens)
+
+    def rejected(
+        self, info: RequestInfo, sent: Rewrite, status: int, error_body: bytes
+    ) -> dict[str, Any] | None:
+        """On a 400 naming something we added, remember it for the endpoint and retry without."""
+        if status not in (400, 422):
+            return None
+        text = error_body.decode("utf-8", "replace").lower()
+        meta = self._state.get_meta(sent.body)
+        original = meta.get("original") if meta else None
+        if info.api is Api.ANTHROPIC_MESSAGES:
+            if "cache_control" not in text or not sent.changed or not isinstance(original, dict):
+                return None
+            fallback: dict[str, Any] = strip_deep(original)
+            return fallback if fallback != sent.body else None
+        named = {p for p in sent.added_params if p in text}
+        if "prompt_cache_breakpoint" in text:
+            named.add("prompt_cache_options")
+        if not named and sent.added_params and any(w in text for w in _REJECT_WORDS):
+            named = set(sent.added_params)
+        if not named:
+            return None
+        self._state.reject(info.base_url, named)
+        retry = {k: v for k, v in sent.body.items() if k not in named}
+        if "prompt_cache_options" in named:
+            retry = _drop_breakpoints(retry)
+        return retry
+
+
+def _drop_breakpoints(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _drop_breakpoints(v) for k, v in obj.items() if k != "prompt_cache_breakpoint"}
+    if isinstance(obj, list):
+        return [_drop_breakpoints(v) for v in obj]
+    return obj

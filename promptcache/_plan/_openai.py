@@ -1,0 +1,366 @@
+"""OpenAI Chat Completions and Responses: cache key, gpt-5.6+ breakpoints, layout moves.
+
+Rules followed (PROVIDERS.md §2): a stable ``prompt_cache_key`` per prompt family and tenant
+(the user's own is never replaced); on gpt-5.6+ explicit ``prompt_cache_breakpoint`` on content
+parts (≤4 written per request, no lookback limit) with ``prompt_cache_options.mode="explicit"``
+so that only prefixes worth reading are written (writes cost 1.25x there); never
+``prompt_cache_options``/breakpoints on older models (they reject them), never the deprecated
+``prompt_cache_retention``; nothing added for OpenAI-compatible endpoints unless the user says
+they accept it, and nothing again that an endpoint has rejected.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import xxhash
+
+from promptcache._api import Api
+from promptcache._hooks import Rewrite
+from promptcache._plan._core import Pos, Strategy, family_key, place, pos_of
+from promptcache._plan._ctx import Ctx
+from promptcache._plan._models import openai_explicit, openai_min_tokens
+from promptcache._plan._text import relayout, strip_deep
+from promptcache._plan._volatile import diff_label
+
+__all__ = ["is_openai_host", "plan_openai"]
+
+MAX_BREAKPOINTS: Final = 4
+_HEAD_ROLES: Final = frozenset({"system", "developer"})
+_BP_PARTS: Final = frozenset({"text", "image_url", "input_audio", "file"})  # Chat
+_BP_INPUT_PARTS: Final = frozenset({"input_text", "input_image", "input_file"})  # Responses
+
+
+def is_openai_host(base_url: str) -> bool:
+    """Whether ``base_url`` is OpenAI itself (or Azure OpenAI), not a compatible endpoint."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host == "api.openai.com" or host.endswith((".openai.com", ".openai.azure.com"))
+
+
+def _text_of(x: Any) -> str:
+    if isinstance(x, str):
+        return x
+    if isinstance(x, list):
+        return "".join(
+            b.get("text", "") for b in x if isinstance(b, dict) and isinstance(b.get("text"), str)
+        )
+    return ""
+
+
+def _stable_args(args: Any) -> Any:
+    if not isinstance(args, str):
+        return args
+    try:
+        parsed = json.loads(args)
+    except ValueError:
+        return args
+    return json.dumps(parsed, sort_keys=True, ensure_ascii=False)
+
+
+def _tool_name(t: Any) -> str:
+    if not isinstance(t, dict):
+        return ""
+    for k in ("function", "custom"):
+        inner = t.get(k)
+        if isinstance(inner, dict) and "name" in inner:
+            return str(inner["name"])
+    return str(t.get("name", t.get("type", "")))
+
+
+def _count_bps(obj: Any) -> int:
+    if isinstance(obj, dict):
+        n = 1 if "prompt_cache_breakpoint" in obj else 0
+        for v in obj.values():
+            if isinstance(v, (list, dict)):
+                n += _count_bps(v)
+        return n
+    if isinstance(obj, list):
+        return sum(_count_bps(v) for v in obj if isinstance(v, (list, dict)))
+    return 0
+
+
+def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
+    """Plan one Chat Completions or Responses request (``body`` is never mutated)."""
+    if ctx.mode == "off":
+        return ctx.finish(body, strip_deep(body), [], chars=0)
+    responses = ctx.info.api is Api.OPENAI_RESPONSES
+    auto = ctx.mode == "auto"
+    notes: list[str] = []
+    out: dict[str, Any] = dict(body)
+    items_key = "input" if responses else "messages"
+
+    tools = body.get("tools")
+    if auto and isinstance(tools, list) and len(tools) > 1:
+        ordered = sorted(tools, key=_tool_name)
+        if ordered != tools:
+            out["tools"] = ordered
+            notes.append("auto: tools sorted by name")
+    tool_names = ",".join(sorted(_tool_name(t) for t in tools)) if isinstance(tools, list) else ""
+
+    raw_items = body.get(items_key)
+    input_was_str = isinstance(raw_items, str)
+    items: list[Any] = (
+        [{"role": "user", "content": raw_items}]
+        if isinstance(raw_items, str)
+        else list(raw_items)
+        if isinstance(raw_items, list)
+        else []
+    )
+    instructions = body.get("instructions") if responses else None
+    n_head = 0
+    while (
+        n_head < len(items)
+        and isinstance(items[n_head], dict)
+        and items[n_head].get("role") in _HEAD_ROLES
+    ):
+        n_head += 1
+    head_text = (instructions if isinstance(instructions, str) else "") + "".join(
+        _text_of(items[i].get("content")) for i in range(n_head)
+    )
+    if not head_text and items and isinstance(items[0], dict):
+        head_text = _text_of(items[0].get("content"))
+    fkey = family_key(
+        ctx.info.api.value, ctx.info.model or "", ctx.info.tenant, tool_names, head_text
+    )
+
+    labels = ctx.state.snapshot(fkey)[3]
+    if auto and head_text:
+        stripped = strip_deep(head_text)
+        old = ctx.state.swap_head(fkey, stripped)
+        if old is not None:
+            label = diff_label(old, stripped)
+            if label is not None:
+                ctx.state.add_label(fkey, label)
+                labels = labels | {label}
+
+    tail: list[str] = []
+    static_at: set[tuple[int, int]] = set()
+    dyn: set[tuple[int, int]] = set()
+    if isinstance(instructions, str):
+        kept, moved, _ = relayout(instructions, volatile=auto, labels=labels)
+        tail.extend(moved)
+        if kept != instructions:
+            out["instructions"] = kept
+    part_type = "input_text" if responses else "text"
+    last = len(items) - 1
+    for mi, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        is_head = mi < n_head
+        if auto and not responses and isinstance(item.get("tool_calls"), list):
+            calls = [
+                {
+                    **c,
+                    "function": {
+                        **c["function"],
+                        "arguments": _stable_args(c["function"].get("arguments")),
+                    },
+                }
+                if isinstance(c, dict) and isinstance(c.get("function"), dict)
+                else c
+                for c in item["tool_calls"]
+            ]
+            if calls != item["tool_calls"]:
+                item = items[mi] = {**item, "tool_calls": calls}
+        if auto and responses and item.get("type") == "function_call":
+            a = _stable_args(item.get("arguments"))
+            if a != item.get("arguments"):
+                item = items[mi] = {**item, "arguments": a}
+        content = item.get("content")
+        if isinstance(content, str):
+            kept, moved, smark = relayout(content, volatile=auto and is_head, labels=labels)
+            if is_head:
+                tail.extend(moved)
+                moved = []
+            if smark:
+                static_at.add((mi, -1 if not moved else 0))
+            if moved:
+                parts = [{"type": part_type, "text": t} for t in (kept, *moved) if t]
+                if mi == last:
+                    dyn.update((mi, j) for j in range(1 if kept else 0, len(parts)))
+                items[mi] = {**item, "content": parts}
+            elif kept != content:
+                items[mi] = {**item, "content": kept}
+        elif isinstance(content, list):
+            acc: list[Any] = []
+            touched = False
+            for blk in content:
+                if isinstance(blk, dict) and isinstance(blk.get("text"), str):
+                    kept, moved, smark = relayout(
+                        blk["text"], volatile=auto and is_head, labels=labels
+                    )
+                    if is_head:
+                        tail.extend(moved)
+                        moved = []
+                    if moved or kept != blk["text"]:
+                        touched = True
+                        if kept:
+                            if smark:
+                                static_at.add((mi, len(acc)))
+                            acc.append({**blk, "text": kept})
+                        for t in moved:
+                            if mi == last:
+                                dyn.add((mi, len(acc)))
+                            acc.append({"type": blk.get("type", part_type), "text": t})
+                        continue
+                    if smark:
+                        static_at.add((mi, len(acc)))
+                nb = strip_deep(blk)
+                touched = touched or nb is not blk
+                acc.append(nb)
+            if touched:
+                items[mi] = {**item, "content": acc}
+    if tail:
+        role = (
+            "developer"
+            if responses
+            or any(
+                isinstance(items[i], dict) and items[i].get("role") == "developer"
+                for i in range(n_head)
+            )
+            else "system"
+        )
+        dyn.add((len(items), -1))
+        items.append({"role": role, "content": "".join(tail)})
+        notes.append(
+            f"moved {len(tail)} span(s) from the instructions to a trailing {role} message"
+        )
+
+    # --- positions (for the cache key's family and gpt-5.6+ breakpoints) ---------------------
+    pos: list[Pos] = []
+    where: list[tuple[int, int]] = []
+    if isinstance(out.get("tools"), list):
+        pos.append(pos_of(out["tools"], cacheable=False, section="tools"))
+        where.append((-2, -1))
+    if isinstance(out.get("instructions"), str):
+        pos.append(pos_of(out["instructions"], cacheable=False, section="system"))
+        where.append((-1, -1))
+    for mi, item in enumerate(items):
+        if not isinstance(item, dict):
+            pos.append(pos_of(item, cacheable=False, section="messages", msg=mi))
+            where.append((mi, -1))
+            continue
+        sec = "system" if mi < n_head else "messages"
+        item_role = item.get("role")
+        c = item.get("content")
+        if responses and item.get("type") == "function_call_output":
+            c = item.get("output")
+        bp_ok_role = not (responses and item_role == "assistant")
+        if isinstance(c, str):
+            p = pos_of(item, cacheable=bool(c) and bp_ok_role, section=sec, msg=mi)
+            p.dynamic = (mi, -1) in dyn
+            p.static_mark = (mi, -1) in static_at
+            pos.append(p)
+            where.append((mi, -1))
+        elif isinstance(c, list) and c:
+            for bi, blk in enumerate(c):
+                ptype = blk.get("type") if isinstance(blk, dict) else None
+                ok = ptype in (_BP_INPUT_PARTS if responses else _BP_PARTS)
+                p = pos_of(blk, cacheable=ok, section=sec, msg=mi)
+                p.dynamic = (mi, bi) in dyn
+                p.static_mark = (mi, bi) in static_at
+                pos.append(p)
+                where.append((mi, bi))
+        else:
+            pos.append(pos_of(item, cacheable=False, section=sec, msg=mi))
+            where.append((mi, -1))
+    chars = sum(p.chars for p in pos)
+    seq = tuple(p.digest for p in pos if not p.dynamic)
+    match = ctx.state.record(fkey, seq, ctx.now)
+    added: set[str] = set()
+
+    # --- prompt_cache_key ------------------------------------------------------------------------
+    opts = ctx.openai
+    native = opts.endpoint == "openai" or (
+        opts.endpoint == "auto" and is_openai_host(ctx.info.base_url)
+    )
+    may_key = (native or opts.compatible_accepts_cache_key) and not ctx.state.is_rejected(
+        ctx.info.base_url, "prompt_cache_key"
+    )
+    if may_key and "prompt_cache_key" not in body:
+        key: str | None = None
+        if isinstance(opts.prompt_cache_key, str):
+            key = opts.prompt_cache_key
+        elif callable(opts.prompt_cache_key):
+            key = opts.prompt_cache_key(ctx.info, body)
+        if key is None:
+            key = "pc-" + xxhash.xxh3_64_hexdigest(f"{ctx.info.tenant}\x00{fkey}".encode())
+        out["prompt_cache_key"] = key
+        added.add("prompt_cache_key")
+
+    # --- gpt-5.6+: explicit breakpoints, written only where a later request reads -------------
+    if (
+        native
+        and opts.explicit_breakpoints
+        and openai_explicit(ctx.info.model)
+        and not ctx.state.is_rejected(ctx.info.base_url, "prompt_cache_options")
+    ):
+        user_opts = body.get("prompt_cache_options")
+        user_mode = user_opts.get("mode") if isinstance(user_opts, dict) else None
+        budget = MAX_BREAKPOINTS - (1 if user_mode == "implicit" else 0)
+        used = _count_bps(raw_items)
+        ratio, calibrated = ctx.state.calibration.ratio(ctx.info.model)
+        gaps, _, grown, _ = ctx.state.snapshot(fkey)
+        has_history = any(
+            (isinstance(m, dict) and m.get("role") == "assistant")
+            or (isinstance(m, dict) and m.get("type") == "function_call")
+            for m in items
+        )
+        strategy = Strategy(
+            slots=budget - used,
+            min_tokens=int(openai_min_tokens(ctx.info.model) * (1.02 if calibrated else 1.1)),
+            chars_per_token=ratio,
+            lookback=None,
+            ttl_choice=False,
+        )
+        # 30m minimum lifetime: a gap beyond it is a fresh write; no gaps known -> write.
+        reused = not gaps or any(g <= 30 * 60 for g in gaps[-8:])
+        bps = place(
+            pos,
+            strategy=strategy,
+            common=match.common,
+            new_family=match.new_family,
+            conversation=has_history or grown or match.grew_from > 0,
+            head_ttl="5m" if reused else None,
+            anchor_ttl="5m",
+        )
+        for b in bps:
+            mi, bi = where[b.index]
+            item = items[mi]
+            bp = {"mode": "explicit"}
+            field = (
+                "output" if responses and item.get("type") == "function_call_output" else "content"
+            )
+            c = item[field]
+            if isinstance(c, str):
+                items[mi] = {
+                    **item,
+                    field: [{"type": part_type, "text": c, "prompt_cache_breakpoint": bp}],
+                }
+            else:
+                c = list(c)
+                c[bi] = {**c[bi], "prompt_cache_breakpoint": bp}
+                items[mi] = {**item, field: c}
+            notes.append(
+                f"breakpoint at {items_key}[{mi}]"
+                + (f".{field}[{bi}]" if bi >= 0 else "")
+                + f" ({b.reason})"
+            )
+        if user_mode is None and used == 0 and (bps or (not match.new_family and chars)):
+            # Explicit mode: no implicit write of the whole prompt; with no breakpoint at all
+            # it means "write nothing" for prompts that are never read again.
+            out["prompt_cache_options"] = {"mode": "explicit"}
+            added.add("prompt_cache_options")
+
+    if items != (raw_items if isinstance(raw_items, list) else None) or any(
+        a is not b
+        for a, b in zip(items, raw_items if isinstance(raw_items, list) else [], strict=False)
+    ):
+        if input_was_str and len(items) == 1 and items[0].get("content") == raw_items:
+            pass
+        else:
+            out[items_key] = items
+    out = strip_deep(out)
+    return ctx.finish(body, out, notes, chars=chars, added=frozenset(added), family=fkey)

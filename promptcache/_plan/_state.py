@@ -1,0 +1,158 @@
+"""What the planner learns across calls: families, reuse intervals, volatility, endpoints.
+
+A *family* is the set of requests that share a prompt skeleton (model, tools, and the head of
+the system prompt with digits and ids removed). Per family the planner remembers the block
+hash sequences of recent requests (to find the prefix that was actually reused and to see a
+conversation grow), the gaps between calls (to choose a TTL), and the labels of lines seen to
+change between calls (auto mode). Everything is in memory, bounded, and guarded by one lock:
+the transport calls the planner from many threads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from promptcache._plan._tokens import Calibration
+
+__all__ = ["Family", "Match", "PlannerState"]
+
+MAX_FAMILIES: Final = 4096
+MAX_SEQS: Final = 8
+MAX_GAPS: Final = 16
+MAX_LABELS: Final = 32
+MAX_META: Final = 2048
+
+
+@dataclass(slots=True)
+class Match:
+    """How the current request relates to earlier requests of its family."""
+
+    common: int = 0  # blocks shared with the most similar recent request
+    grew_from: int = 0  # length of an earlier request that is a full prefix of this one
+    new_family: bool = True
+
+
+@dataclass(slots=True)
+class Family:
+    """Learnt facts about one prompt family."""
+
+    calls: int = 0
+    seqs: deque[tuple[float, tuple[int, ...]]] = field(
+        default_factory=lambda: deque(maxlen=MAX_SEQS)
+    )
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_GAPS + 1))
+    growth_gaps: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_GAPS))
+    grown: bool = False
+    head_text: str | None = None
+    labels: set[str] = field(default_factory=set)
+
+    def gaps(self) -> list[float]:
+        """Inter-arrival times of the family's calls, oldest first."""
+        t = list(self.times)
+        return [b - a for a, b in itertools.pairwise(t)]
+
+
+class PlannerState:
+    """All mutable planner state; every method takes the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._families: OrderedDict[str, Family] = OrderedDict()
+        self._rejected: dict[str, set[str]] = {}
+        self._accepted: dict[str, set[str]] = {}
+        self._meta: OrderedDict[int, tuple[Any, dict[str, Any]]] = OrderedDict()
+        self.calibration = Calibration()
+
+    # --- families ---------------------------------------------------------------------------
+    def record(self, key: str, seq: tuple[int, ...], now: float) -> Match:
+        """Match ``seq`` against the family's recent requests, then remember it."""
+        with self._lock:
+            fam = self._families.get(key)
+            if fam is None:
+                fam = self._families[key] = Family()
+                if len(self._families) > MAX_FAMILIES:
+                    self._families.popitem(last=False)
+            else:
+                self._families.move_to_end(key)
+            m = Match(new_family=fam.calls == 0)
+            grew_at: float | None = None
+            for t, old in fam.seqs:
+                c = _common(old, seq)
+                m.common = max(m.common, c)
+                if c == len(old) and len(seq) > len(old) and len(old) >= m.grew_from:
+                    m.grew_from = len(old)
+                    grew_at = t
+            if grew_at is not None:
+                fam.grown = True
+                fam.growth_gaps.append(now - grew_at)
+            # A request repeated verbatim (or a retry) refreshes rather than duplicates.
+            fam.seqs = deque((s for s in fam.seqs if s[1] != seq), maxlen=MAX_SEQS)
+            fam.seqs.append((now, seq))
+            fam.times.append(now)
+            fam.calls += 1
+            return m
+
+    def snapshot(self, key: str) -> tuple[list[float], list[float], bool, frozenset[str]]:
+        """Return ``(gaps, growth_gaps, grown, labels)`` for a family."""
+        with self._lock:
+            fam = self._families.get(key)
+            if fam is None:
+                return [], [], False, frozenset()
+            return fam.gaps(), list(fam.growth_gaps), fam.grown, frozenset(fam.labels)
+
+    def swap_head(self, key: str, text: str) -> str | None:
+        """Remember the family's latest head text and return the previous one."""
+        with self._lock:
+            fam = self._families.get(key)
+            if fam is None:
+                fam = self._families[key] = Family()
+            old, fam.head_text = fam.head_text, text
+            return old
+
+    def add_label(self, key: str, label: str) -> None:
+        """Remember a line label observed to precede changing text in this family."""
+        with self._lock:
+            fam = self._families.get(key)
+            if fam is not None and len(fam.labels) < MAX_LABELS:
+                fam.labels.add(label)
+
+    # --- endpoint capabilities -------------------------------------------------------------
+    def is_rejected(self, base_url: str, param: str) -> bool:
+        """Whether ``base_url`` was seen to reject ``param``."""
+        with self._lock:
+            return param in self._rejected.get(base_url, ())
+
+    def reject(self, base_url: str, params: set[str]) -> None:
+        """Remember that ``base_url`` rejects ``params``."""
+        with self._lock:
+            self._rejected.setdefault(base_url, set()).update(params)
+
+    # --- per-request side table (Rewrite has no room for our own data) ----------------------
+    def put_meta(self, body: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Attach planning facts to the body object that was sent."""
+        with self._lock:
+            self._meta[id(body)] = (body, meta)
+            if len(self._meta) > MAX_META:
+                self._meta.popitem(last=False)
+
+    def get_meta(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Planning facts for a body this planner returned, if still remembered."""
+        with self._lock:
+            entry = self._meta.get(id(body))
+        if entry is None or entry[0] is not body:
+            return None
+        return entry[1]
+
+
+def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

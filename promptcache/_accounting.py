@@ -18,6 +18,7 @@ planner's ``observe``) is versioned JSON::
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -35,14 +36,18 @@ __all__ = ["META_VERSION", "LedgerAccountant"]
 META_VERSION = 1
 
 
-def _meta_pico(meta: Mapping[str, Any], key: str) -> int | None:
-    v = meta.get(key)
-    if not isinstance(v, str):
-        return None
+@functools.lru_cache(maxsize=4096)
+def _pico_of(text: str) -> int | None:
+    # Cached: the local-hit path sees the same few cost strings over and over.
     try:
-        return to_pico(Decimal(v))
+        return to_pico(Decimal(text))
     except InvalidOperation:
         return None
+
+
+def _meta_pico(meta: Mapping[str, Any], key: str) -> int | None:
+    v = meta.get(key)
+    return _pico_of(v) if isinstance(v, str) else None
 
 
 class LedgerAccountant:

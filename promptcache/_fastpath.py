@@ -154,6 +154,7 @@ def _sync_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., Any
             assert call.key is not None
             entry = engine.lookup(call.key)
             if entry is not None:
+                engine.fast_hits += 1
                 engine.record_hit(call, entry)
                 stream = bool(kwargs.get("stream"))
                 return client._process_response(
@@ -196,6 +197,7 @@ def _async_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., An
             else:
                 entry = engine.lookup(call.key)
             if entry is not None:
+                engine.fast_hits += 1
                 engine.record_hit(call, entry)
                 stream = bool(kwargs.get("stream"))
                 return await client._process_response(

@@ -118,7 +118,13 @@ def _is_signed(headers: httpx2.Headers) -> bool:
 def base_url_of(url: httpx2.URL, api: Api) -> str:
     """Return the URL up to the API path, with its query (Azure's ``api-version``)."""
     path = url.path.rstrip("/")
-    suffix = "/chat/completions" if api is Api.OPENAI_CHAT else path[path.rfind("/") :]
+    if api is Api.OPENAI_CHAT:
+        suffix = "/chat/completions"
+    elif api is Api.ANTHROPIC_MESSAGES and path.endswith("/v1/messages"):
+        # The Anthropic SDKs' base URL stops before the version; keep the two in step.
+        suffix = "/v1/messages"
+    else:
+        suffix = path[path.rfind("/") :]
     base = f"{url.scheme}://{url.netloc.decode('ascii')}{path[: len(path) - len(suffix)]}"
     query = url.query.decode("ascii")
     return f"{base}?{query}" if query else base
@@ -161,6 +167,11 @@ class Engine:
     #: Recompute the transport key for requests keyed by the fast path and fail on mismatch.
     check_keys: bool = False
     flight_timeout: float = _FLIGHT_TIMEOUT
+    #: Counters for this process (diagnostics and tests): local hits, of which served by the
+    #: pre-SDK fast path, and calls that went upstream.
+    hits: int = 0
+    fast_hits: int = 0
+    upstream: int = 0
 
     def _warn_or_raise(self, message: str, exc: BaseException) -> None:
         if self.strict:
@@ -304,6 +315,7 @@ class Engine:
 
     def record_hit(self, call: Call, entry: Entry) -> None:
         """Account a local hit."""
+        self.hits += 1
         self.accountant.record_local_hit(call.info, entry.meta)
 
     def finish_upstream(
@@ -318,6 +330,7 @@ class Engine:
         complete: bool,
     ) -> Entry | None:
         """Record a call that reached the provider; return the entry to store, if any."""
+        self.upstream += 1
         meta: UsageMeta | None = self.accountant.record_upstream(
             call.info, body, status=status, complete=complete
         )
@@ -498,9 +511,6 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
 
     def _begin(self, request: httpx2.Request, api: Api, content: bytes) -> Call:
         ticket = request.headers.get(TICKET_HEADER)
-        for name in (TICKET_HEADER, OPT_OUT_HEADER):
-            if name in request.headers:
-                del request.headers[name]
         call = self.engine.prepare(
             api,
             request,
@@ -509,6 +519,10 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             signed=self.signed,
             ticket=ticket,
         )
+        # Ours only: never sent upstream (neither is part of any key).
+        for name in (TICKET_HEADER, OPT_OUT_HEADER):
+            if name in request.headers:
+                del request.headers[name]
         return call
 
     def _outgoing(self, request: httpx2.Request, sent: Rewrite | None) -> httpx2.Request:

@@ -15,10 +15,10 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, overload
 
 import httpx2
 
@@ -27,7 +27,10 @@ from promptcache._policy import PolicyName, check_policy
 
 if TYPE_CHECKING:
     from promptcache._hooks import Accountant, Planner
+    from promptcache._ledger import Ledger
     from promptcache._memo import Memoized
+    from promptcache._plan import AnthropicOptions, OpenAIOptions
+    from promptcache._pricing import ModelPrice
     from promptcache._store import SafeStore, Store
     from promptcache._transport import Engine
 
@@ -132,15 +135,15 @@ class PromptCache:
         directory: str | os.PathLike[str] | None = None,
         store: str | Store | None = None,
         response_cache: bool = True,
-        restructure: str = "safe",
+        restructure: Literal["off", "safe", "auto"] = "safe",
         *,
         ttl: float | None = None,
         size_limit: int | None = None,
         namespace: str | None = None,
         strict: bool = False,
-        openai: Any = None,
-        anthropic: Any = None,
-        prices: Any = None,
+        openai: OpenAIOptions | None = None,
+        anthropic: AnthropicOptions | None = None,
+        prices: Mapping[str, ModelPrice] | None = None,
         planner: Planner | None = None,
         accountant: Accountant | None = None,
         clock: Callable[[], float] = time.time,
@@ -167,13 +170,14 @@ class PromptCache:
 
         self.directory: Path = resolve_directory(directory)
         self.response_cache = response_cache
-        self.restructure = restructure
+        self.restructure: Literal["off", "safe", "auto"] = restructure
         self.ttl = None if ttl is None else float(ttl)
         self.namespace = namespace
         self.strict = strict
         self._store_spec = store
         self._size_limit = size_limit
-        self._options = {"openai": openai, "anthropic": anthropic}
+        self._openai_options = openai
+        self._anthropic_options = anthropic
         self._prices = prices
         self._planner = planner
         self._accountant = accountant
@@ -207,8 +211,8 @@ class PromptCache:
 
             self._planner = DefaultPlanner(
                 self.restructure,
-                openai=self._options["openai"],
-                anthropic=self._options["anthropic"],
+                openai=self._openai_options,
+                anthropic=self._anthropic_options,
                 clock=self._clock,
             )
         return self._planner
@@ -225,9 +229,12 @@ class PromptCache:
         return self._accountant
 
     @property
-    def ledger(self) -> Any:
+    def ledger(self) -> Ledger:
         """The ledger of every call made through this cache's wrapped clients."""
-        return self.accountant.ledger  # type: ignore[attr-defined]
+        ledger = getattr(self.accountant, "ledger", None)
+        if ledger is None:
+            raise AttributeError("the injected accountant keeps no ledger")
+        return ledger  # type: ignore[no-any-return]
 
     @property
     def engine(self) -> Engine:

@@ -29,11 +29,10 @@ class StoreStats:
 class Store(Protocol):
     """Bytes in, bytes out. Implementations may raise on failure; :class:`SafeStore` does not.
 
-    ``blocking`` tells async callers whether a call does I/O (and so belongs in a worker
-    thread rather than on the event loop).
+    A store may also have a ``blocking`` attribute: ``False`` tells async callers that its
+    calls do no I/O and may run on the event loop (absent means ``True``: use a worker thread),
+    and a ``delete_prefix(prefix) -> int`` method, used by ``cache_clear`` and the CLI.
     """
-
-    blocking: bool
 
     def get(self, key: str) -> bytes | None:
         """Return the value stored under ``key``, or ``None`` if absent or expired."""

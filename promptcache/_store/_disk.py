@@ -91,7 +91,9 @@ class DiskStore:
 
     def get(self, key: str) -> bytes | None:
         """Return the bytes under ``key``, or ``None``."""
-        value = self._cache.get(key, default=None, retry=True)
+        # No retry loop: a database locked for `timeout` seconds is a failure (SafeStore makes
+        # it a miss with a warning) rather than a request stalled indefinitely.
+        value = self._cache.get(key, default=None, retry=False)
         if value is None:
             self.misses += 1
             return None
@@ -102,11 +104,11 @@ class DiskStore:
 
     def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
         """Store bytes under ``key`` for ``ttl`` seconds (``None``: until evicted)."""
-        self._cache.set(key, value, expire=ttl, retry=True)
+        self._cache.set(key, value, expire=ttl, retry=False)
 
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
-        self._cache.delete(key, retry=True)
+        self._cache.delete(key, retry=False)
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every key that starts with ``prefix``; return how many were removed."""

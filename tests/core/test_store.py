@@ -354,3 +354,41 @@ def test_open_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             open_store(bad, tmp_path)
     with pytest.raises(ConfigError):
         open_store(42, tmp_path)  # type: ignore[arg-type]
+
+
+class Minimal:
+    """A user's store with only the protocol's methods (no blocking flag, no delete_prefix)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
+        self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    def clear(self) -> int:
+        n = len(self.data)
+        self.data.clear()
+        return n
+
+    def stats(self) -> StoreStats:
+        return StoreStats(len(self.data), 0, 0, 0, "minimal", "minimal")
+
+    def close(self) -> None:
+        pass
+
+
+def test_minimal_user_store(tmp_path: Path) -> None:
+    mine = Minimal()
+    assert open_store(mine, tmp_path) is mine
+    safe = SafeStore(mine)
+    assert safe.blocking is True  # unknown: assume it does I/O
+    safe.set("k", b"v", ttl=None)
+    assert safe.get("k") == b"v"
+    with pytest.warns(StoreWarning, match="delete_prefix"):
+        assert safe.delete_prefix("k") == 0

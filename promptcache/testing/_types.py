@@ -163,6 +163,12 @@ class Fault:
         """Drop the connection after ``after_events`` SSE events."""
         return cls("stream_cut", retry_after=None, after_events=after_events, **match)
 
+    def __post_init__(self) -> None:
+        if self.kind not in ("rate_limit", "server_error", "overloaded", "stream_cut"):
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+        if self.after_events < 0:
+            raise ValueError("after_events must be >= 0")
+
     def matches(self, api: str, model: str) -> bool:
         """Whether this fault applies to a request to ``api`` for ``model``."""
         return (self.api is None or self.api == api) and (self.model is None or self.model == model)

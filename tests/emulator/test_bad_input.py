@@ -24,7 +24,8 @@ def _openai_error(resp: Any, status: int) -> dict[str, Any]:
     assert set(body) == {"error"}
     assert set(body["error"]) == {"message", "type", "param", "code"}
     assert "Traceback" not in resp.text
-    return body["error"]
+    err: dict[str, Any] = body["error"]
+    return err
 
 
 def _anthropic_error(resp: Any, status: int) -> dict[str, Any]:
@@ -33,7 +34,8 @@ def _anthropic_error(resp: Any, status: int) -> dict[str, Any]:
     assert body["type"] == "error"
     assert set(body["error"]) == {"type", "message"}
     assert "Traceback" not in resp.text
-    return body["error"]
+    err: dict[str, Any] = body["error"]
+    return err
 
 
 def test_malformed_json(http: Any) -> None:

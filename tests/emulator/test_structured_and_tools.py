@@ -55,7 +55,7 @@ def test_chat_forced_tool_call_parses(oai: openai.OpenAI) -> None:
     assert choice.finish_reason == "tool_calls"
     calls = choice.message.tool_calls or []
     assert calls[0].function.name == "Weather"
-    assert isinstance(calls[0].function.parsed_arguments, Weather)  # type: ignore[union-attr]
+    assert isinstance(calls[0].function.parsed_arguments, Weather)
 
 
 def test_chat_tool_call_streams(oai: openai.OpenAI) -> None:

@@ -166,7 +166,8 @@ def uncacheable_reason(
 
     Never cached: requests whose answer depends on server-side state or that are sent for a
     server-side effect — Responses ``previous_response_id``, ``conversation``,
-    ``background=true``, ``prompt_cache_options.prewarm`` and ``comparison_response_id``;
+    ``background=true``, a stored ``prompt`` without a pinned ``version``,
+    ``prompt_cache_options.prewarm`` and ``comparison_response_id``;
     Anthropic ``container`` reuse, ``diagnostics.previous_message_id`` and pre-warming
     (``max_tokens=0``) — and requests carrying :data:`OPT_OUT_HEADER`. ``n > 1`` is cached:
     the stored answer holds all ``n`` choices and replays them as one response.
@@ -179,6 +180,10 @@ def uncacheable_reason(
         for field in ("previous_response_id", "conversation"):
             if _truthy(body.get(field)):
                 return f"depends on server state ({field})"
+        prompt = body.get("prompt")
+        if isinstance(prompt, Mapping) and prompt.get("id") and not prompt.get("version"):
+            # A stored prompt without a pinned version resolves to whatever is latest.
+            return "depends on server state (prompt without a version)"
         if body.get("background") is True:
             return "background responses are polled from the server (background=true)"
         options = body.get("prompt_cache_options")

@@ -210,6 +210,7 @@ def test_non_json_body_raises_type_error() -> None:
         (Api.OPENAI_RESPONSES, {"conversation": "conv_1"}, "conversation"),
         (Api.OPENAI_RESPONSES, {"conversation": {"id": "conv_1"}}, "conversation"),
         (Api.OPENAI_RESPONSES, {"background": True}, "background"),
+        (Api.OPENAI_RESPONSES, {"prompt": {"id": "pmpt_1"}}, "prompt without a version"),
         (Api.OPENAI_RESPONSES, {"prompt_cache_options": {"prewarm": True}}, "prewarm"),
         (
             Api.OPENAI_RESPONSES,
@@ -237,6 +238,7 @@ def test_server_state_requests_are_uncacheable(api: Api, body: dict[str, Any], n
         (Api.OPENAI_CHAT, {**BODY, "n": 3}),
         (Api.OPENAI_RESPONSES, {"model": "m", "input": "x", "background": False, "store": True}),
         (Api.OPENAI_RESPONSES, {"model": "m", "previous_response_id": None}),
+        (Api.OPENAI_RESPONSES, {"model": "m", "prompt": {"id": "pmpt_1", "version": "3"}}),
         (Api.ANTHROPIC_MESSAGES, {"model": "m", "max_tokens": 5, "messages": []}),
     ],
 )

@@ -428,6 +428,8 @@ class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
         self._tail = b""
         self._ended = False
         self._finished = False
+        self._it: Iterator[bytes] | None = None
+        self._ait: AsyncIterator[bytes] | None = None
 
     def _see(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
@@ -456,9 +458,18 @@ class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            for chunk in self._upstream.iter_bytes():
+            if self._it is None:
+                self._it = self._upstream.iter_bytes()
+            # One upstream iterator shared by every pass: the openai SDK drains the rest of a
+            # stream with a second pass after ``[DONE]``.
+            for chunk in self._it:
                 self._see(chunk)
                 yield chunk
+        except GeneratorExit:
+            # The reader stopped early (or the SDK stopped at the end event): not an error.
+            self._upstream.close()
+            self._finish()
+            raise
         except BaseException:
             self._upstream.close()
             self._finish(error=True)
@@ -467,9 +478,15 @@ class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._upstream.aiter_bytes():
+            if self._ait is None:
+                self._ait = self._upstream.aiter_bytes()
+            async for chunk in self._ait:
                 self._see(chunk)
                 yield chunk
+        except GeneratorExit:
+            await self._upstream.aclose()
+            await self._afinish()
+            raise
         except BaseException:
             await self._upstream.aclose()
             await self._afinish(error=True)

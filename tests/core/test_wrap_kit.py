@@ -93,14 +93,37 @@ class AzureToEmulator(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         return httpx2.Request(request.method, url, headers=request.headers, content=request.read())
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        with httpx2.Client() as client:
-            r = client.send(self._target(request))
-            return httpx2.Response(r.status_code, headers=r.headers, content=r.content)
+        client = httpx2.Client()
+        r = client.send(self._target(request), stream=True)
+        # Streamed through, so a reader who stops early really has not received the end.
+        return httpx2.Response(r.status_code, headers=r.headers, stream=_Closing(r, client))
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        async with httpx2.AsyncClient() as client:
-            r = await client.send(self._target(request))
-            return httpx2.Response(r.status_code, headers=r.headers, content=r.content)
+        client = httpx2.AsyncClient()
+        r = await client.send(self._target(request), stream=True)
+        return httpx2.Response(r.status_code, headers=r.headers, stream=_Closing(r, client))
+
+
+class _Closing(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    def __init__(self, response: httpx2.Response, client: httpx2.Client | httpx2.AsyncClient):
+        self.response, self.client = response, client
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.response.iter_raw()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.response.aiter_raw():
+            yield chunk
+
+    def close(self) -> None:
+        self.response.close()
+        assert isinstance(self.client, httpx2.Client)
+        self.client.close()
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+        assert isinstance(self.client, httpx2.AsyncClient)
+        await self.client.aclose()
 
 
 _OPEN: list[Any] = []
@@ -176,13 +199,17 @@ def same(a: Any, b: Any) -> None:
 async def emu() -> AsyncIterator[Emulator]:
     with Emulator() as e:
         yield e
-        # Close every client made for the test on this loop, so none is closed by the garbage
-        # collector on a loop that no longer exists.
-        while _OPEN:
-            client = _OPEN.pop()
-            closing = client.close()
-            if inspect.isawaitable(closing):
-                await closing
+        await close_clients()
+
+
+async def close_clients() -> None:
+    """Close every client made for the test on this loop, so none is closed by the garbage
+    collector on a loop that no longer exists."""
+    while _OPEN:
+        client = _OPEN.pop()
+        closing = client.close()
+        if inspect.isawaitable(closing):
+            await closing
 
 
 @pytest.fixture()

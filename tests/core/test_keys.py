@@ -4,6 +4,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promptcache._api import Api
 from promptcache._errors import ConfigError
@@ -250,3 +252,31 @@ def test_opt_out_header() -> None:
     assert uncacheable_reason(Api.OPENAI_CHAT, BODY, {"X-PromptCache-No-Cache": "1"})
     assert uncacheable_reason(Api.OPENAI_CHAT, BODY, {OPT_OUT_HEADER: "false"}) is None
     assert OPT_OUT_HEADER not in answer_headers({OPT_OUT_HEADER: "1"})
+
+
+_json_leaf: st.SearchStrategy[Any] = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+_json: st.SearchStrategy[Any] = st.recursive(
+    _json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _json, max_size=6))
+def test_property_order_and_wire_form_never_change_the_key(body: dict[str, Any]) -> None:
+    import json
+
+    k = key(body)
+    assert key(reorder(body)) == k
+    # The SDK's own json.dumps (any spacing, ASCII escapes) parses back to the same key.
+    wire = json.dumps(reorder(body), ensure_ascii=True, separators=(", ", ": ")).encode()
+    assert request_key_from_bytes(NS, Api.OPENAI_CHAT, wire, {})[0] == k

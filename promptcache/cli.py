@@ -30,11 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     chosen = (list(argv) if argv is not None else sys.argv[1:])[:1]
-    for name, (module, help_text) in _COMMANDS.items():
+    for name, (module_name, help_text) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         # Only the chosen subcommand's module is imported; the others just list their help.
         if chosen == [name]:
-            importlib.import_module(module).configure(p)
+            importlib.import_module(module_name).configure(p)
     args = parser.parse_args(argv)
     module = importlib.import_module(_COMMANDS[args.command][0])
     result: int = module.run(args)

@@ -49,7 +49,7 @@ def test_every_public_name_resolves() -> None:
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
     try:
-        promptcache.does_not_exist  # type: ignore[attr-defined]  # noqa: B018
+        promptcache.does_not_exist  # noqa: B018
     except AttributeError as exc:
         assert "does_not_exist" in str(exc)
     else:  # pragma: no cover

@@ -56,7 +56,7 @@ class Planner(Protocol):
     def rejected(
         self, info: RequestInfo, sent: Rewrite, status: int, error_body: bytes
     ) -> dict[str, Any] | None:
-        """Called on a 4xx for a rewritten request: a body to retry once with, or ``None``."""
+        """Return a body to retry once with after a 4xx for a rewritten request, or ``None``."""
         ...
 
 
@@ -75,6 +75,9 @@ class Accountant(Protocol):
         ...
 
     def record_local_hit(self, info: RequestInfo, meta: UsageMeta | None) -> None:
-        """Record a call served from the local cache; ``meta`` is what ``record_upstream``
-        returned when the entry was stored (``None`` if unknown)."""
+        """Record a call served from the local cache.
+
+        ``meta`` is what ``record_upstream`` returned when the entry was stored (``None`` if
+        unknown).
+        """
         ...

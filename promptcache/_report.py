@@ -189,6 +189,17 @@ def render(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> None:
             f"Without any caching these calls would have cost {_money(total.cost_without_cache)};"
             f" you paid {_money(total.cost)} and saved {_money(total.saved)}."
         )
+        parts = [total.saved_by_provider_cache, total.avoided_by_local_hits]
+        if all(p is not None for p in parts):
+            rest = total.saved - sum((p for p in parts if p is not None), Decimal(0))
+            if rest:
+                # The replaced calls' own provider-cache discount: hits avoided the discounted
+                # price, and without provider caching they would have cost that much more.
+                notes.append(
+                    f"  = {_money(total.saved_by_provider_cache)} by provider caching"
+                    f" + {_money(total.avoided_by_local_hits)} avoided by local hits"
+                    f" + {_money(rest)} provider-cache discount those hits would have needed."
+                )
     if total.unknown_cost_requests:
         notes.append(
             f"{total.unknown_cost_requests} call(s) have no known cost (unpriced model, or a "

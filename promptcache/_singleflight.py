@@ -11,23 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
 __all__ = ["Flight", "SingleFlight"]
 
 T = TypeVar("T")
+_SLICE = 0.1
 
 
 class Flight(Generic[T]):
     """One in-progress upstream call that others may wait for."""
 
-    __slots__ = ("_done", "_loops", "key", "owner", "result")
+    __slots__ = ("_done", "_loops", "key", "owner", "progress", "result", "streaming")
 
     def __init__(self, key: str, owner: Hashable = None) -> None:
         self.key = key
         # Who leads (thread id, task id): a follower that is its own leader must not wait.
         self.owner: Any = owner
+        # A streaming leader advances only as fast as its reader reads, and that reader may be
+        # waiting on us: followers give up when ``progress`` (monotonic) goes stale.
+        self.streaming = False
+        self.progress = 0.0
         self.result: T | None = None
         self._done = threading.Event()
         # Async followers: the future to resolve, and the loop that owns it.
@@ -36,6 +42,18 @@ class Flight(Generic[T]):
     def wait(self, timeout: float | None) -> T | None:
         """Block until the leader finished; return what it handed over (``None`` on timeout)."""
         self._done.wait(timeout)
+        return self.result
+
+    def stalled(self, stall: float) -> bool:
+        """Whether a streaming leader has not moved for ``stall`` seconds."""
+        return self.streaming and time.monotonic() - self.progress > stall
+
+    def wait_progress(self, timeout: float, stall: float) -> T | None:
+        """Like :meth:`wait`, but give up early when a streaming leader stalls."""
+        deadline = time.monotonic() + timeout
+        while not self._done.wait(min(_SLICE, max(0.0, deadline - time.monotonic()))):
+            if self.stalled(stall) or time.monotonic() >= deadline:
+                return None
         return self.result
 
     async def wait_async(self, timeout: float | None, lock: threading.Lock) -> T | None:
@@ -94,6 +112,21 @@ class SingleFlight(Generic[T]):
     async def wait_async(self, flight: Flight[T], timeout: float | None) -> T | None:
         """Async follower wait (see :meth:`Flight.wait_async`)."""
         return await flight.wait_async(timeout, self._lock)
+
+    async def wait_progress_async(
+        self, flight: Flight[T], timeout: float, stall: float
+    ) -> T | None:
+        """Async :meth:`Flight.wait_progress`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            result = await flight.wait_async(min(_SLICE, remaining), self._lock)
+            if flight._done.is_set():
+                return result
+            if flight.stalled(stall):
+                return None
 
     def __len__(self) -> int:
         with self._lock:

@@ -167,6 +167,9 @@ class Engine:
     #: Recompute the transport key for requests keyed by the fast path and fail on mismatch.
     check_keys: bool = False
     flight_timeout: float = _FLIGHT_TIMEOUT
+    #: Followers of a streaming leader whose reader has not pulled a chunk for this long go
+    #: upstream themselves (the reader may be the follower's own caller, waiting on it).
+    stream_stall: float = 1.0
     #: Counters for this process (diagnostics and tests): local hits, of which served by the
     #: pre-SDK fast path, and calls that went upstream.
     hits: int = 0
@@ -419,8 +422,13 @@ class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
         ends: tuple[bytes, ...],
         done: Callable[[bytes, bool], None],
         adone: Callable[[bytes, bool], Any] | None = None,
+        flight: Flight[Entry] | None = None,
     ) -> None:
         self._upstream = upstream
+        self._flight = flight
+        if flight is not None:
+            flight.streaming = True
+            flight.progress = time.monotonic()
         self._ends = ends
         self._done_cb = done
         self._adone_cb = adone
@@ -432,6 +440,8 @@ class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
         self._ait: AsyncIterator[bytes] | None = None
 
     def _see(self, chunk: bytes) -> None:
+        if self._flight is not None:
+            self._flight.progress = time.monotonic()
         self._chunks.append(chunk)
         window = self._tail + chunk
         if not self._ended and any(end in window for end in self._ends):
@@ -573,6 +583,15 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
 
     @staticmethod
     def _proxy(request: httpx2.Request, upstream: httpx2.Response) -> httpx2.Response:
+        if upstream.is_stream_consumed:
+            # Already read (e.g. a transport that answers with bytes): its body is decoded.
+            return httpx2.Response(
+                upstream.status_code,
+                headers=_response_headers(upstream.headers),
+                content=upstream.content,
+                request=request,
+                extensions=upstream.extensions,
+            )
         return httpx2.Response(
             upstream.status_code,
             headers=upstream.headers.raw,
@@ -639,7 +658,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                             engine.record_hit(call, entry)
                             return _replay(entry, request)
                     break
-                entry = flight.wait(engine.flight_timeout)
+                entry = flight.wait_progress(engine.flight_timeout, engine.stream_stall)
                 flight = None
                 if entry is not None:
                     engine.record_hit(call, entry)
@@ -672,7 +691,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         if _is_sse(upstream) and upstream.status_code == 200:
             headers = _response_headers(upstream.headers)
             done = self._stream_done(call, sent, upstream.status_code, headers, flight)
-            tee = _TeeStream(upstream, _STREAM_END[call.info.api], done)
+            tee = _TeeStream(upstream, _STREAM_END[call.info.api], done, flight=flight)
             return self._live_stream(request, upstream, tee)
         try:
             body = upstream.read()
@@ -751,7 +770,9 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                             engine.record_hit(call, entry)
                             return _replay(entry, request)
                     break
-                entry = await engine.flights.wait_async(flight, engine.flight_timeout)
+                entry = await engine.flights.wait_progress_async(
+                    flight, engine.flight_timeout, engine.stream_stall
+                )
                 flight = None
                 if entry is not None:
                     engine.record_hit(call, entry)
@@ -791,7 +812,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                 else:
                     sync_done(body, complete)
 
-            tee = _TeeStream(upstream, _STREAM_END[call.info.api], sync_done, adone)
+            tee = _TeeStream(upstream, _STREAM_END[call.info.api], sync_done, adone, flight)
             return self._live_stream(request, upstream, tee)
         try:
             body = await upstream.aread()

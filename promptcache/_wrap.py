@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, overl
 
 import httpx2
 
-from promptcache._errors import ConfigError, PromptCacheWarning
+from promptcache._errors import ConfigError, PromptCacheWarning, StoreError, StoreWarning
 from promptcache._policy import PolicyName, check_policy
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from promptcache._memo import Memoized
     from promptcache._plan import AnthropicOptions, OpenAIOptions
     from promptcache._pricing import ModelPrice
-    from promptcache._store import SafeStore, Store
+    from promptcache._store import SafeStore, Store, StoreStats
     from promptcache._transport import Engine
 
 __all__ = ["PromptCache", "cached", "wrap"]
@@ -94,6 +94,32 @@ class _OuterAsyncClient(httpx2.AsyncClient):
 
     def build_request(self, *args: Any, **kwargs: Any) -> httpx2.Request:
         return self._promptcache_inner.build_request(*args, **kwargs)
+
+
+class _NoStore:
+    """Stands in for a store that could not be opened: every lookup misses, nothing is kept."""
+
+    blocking = False
+
+    def get(self, key: str) -> bytes | None:
+        return None
+
+    def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
+        return None
+
+    def delete(self, key: str) -> None:
+        return None
+
+    def clear(self) -> int:
+        return 0
+
+    def stats(self) -> StoreStats:
+        from promptcache._store import StoreStats
+
+        return StoreStats(0, 0, 0, 0, "unavailable", "none")
+
+    def close(self) -> None:
+        return None
 
 
 def _sdk_of(client: Any) -> str:
@@ -197,9 +223,22 @@ class PromptCache:
                 if self._store is None:
                     from promptcache._store import SafeStore, open_store
 
-                    inner = open_store(
-                        self._store_spec, self.directory, size_limit=self._size_limit
-                    )
+                    try:
+                        inner: Store = open_store(
+                            self._store_spec, self.directory, size_limit=self._size_limit
+                        )
+                    except ConfigError:
+                        raise
+                    except Exception as exc:
+                        if self.strict:
+                            raise StoreError(f"could not open the cache store: {exc!r}") from exc
+                        warnings.warn(
+                            f"promptcache: could not open the cache store ({exc!r}); "
+                            "continuing without a local cache",
+                            StoreWarning,
+                            stacklevel=3,
+                        )
+                        inner = _NoStore()
                     self._store = SafeStore(inner, strict=self.strict)
         return self._store
 

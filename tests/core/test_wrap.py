@@ -316,7 +316,7 @@ def test_hooks_are_told(
 
 def test_config_errors(pc_dir: Any) -> None:
     with pytest.raises(ConfigError, match="restructure"):
-        PromptCache(pc_dir, restructure="sometimes")
+        PromptCache(pc_dir, restructure="sometimes")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="ttl"):
         PromptCache(pc_dir, ttl=-1)
     with pytest.raises(ConfigError, match="namespace"):

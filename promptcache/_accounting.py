@@ -23,13 +23,16 @@ import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptcache._api import RequestInfo
 from promptcache._hooks import UsageMeta
 from promptcache._ledger import Ledger, Record, to_pico
 from promptcache._pricing import ModelPrice, PriceBook, infer_provider
 from promptcache._usage import decode
+
+if TYPE_CHECKING:
+    from promptcache._otel import OtelMetrics
 
 __all__ = ["META_VERSION", "LedgerAccountant"]
 
@@ -69,8 +72,10 @@ class LedgerAccountant:
         clock: Callable[[], float] = time.time,
         rollup_after_days: float | None = 30,
         retention_days: float | None = None,
+        metrics: OtelMetrics | None = None,
     ) -> None:
         self._clock = clock
+        self._metrics = metrics
         self._book = PriceBook(prices)
         self.ledger = Ledger(
             directory,
@@ -89,7 +94,7 @@ class LedgerAccountant:
         if status >= 400:
             provider = infer_provider(info.api, info.base_url, info.model)
             # Failed requests are not billed: known zero tokens and a known zero cost.
-            self.ledger.append(
+            self._append(
                 Record(ts, api, provider, info.model or "", attr.function, attr.tags,
                        info.tenant, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None)
             )  # fmt: skip
@@ -103,7 +108,7 @@ class LedgerAccountant:
             # is unknown, not zero. No price warning: the price is not what is missing.
             cost = None
             without = None
-            self.ledger.append(
+            self._append(
                 Record(ts, api, provider, model, attr.function, attr.tags, info.tenant,
                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None, None, None)
             )  # fmt: skip
@@ -113,7 +118,7 @@ class LedgerAccountant:
             )
             cost, without = c.paid, c.without_provider_cache
             ttl = u.cache_write_tokens_by_ttl
-            self.ledger.append(
+            self._append(
                 Record(ts, api, provider, model, attr.function, attr.tags, info.tenant,
                        0, 0, 1, u.input_tokens, u.cache_read_tokens, ttl.get("5m", 0),
                        ttl.get("1h", 0), ttl.get("30m", 0), ttl.get("12h", 0), u.output_tokens,
@@ -145,10 +150,15 @@ class LedgerAccountant:
         if not provider:
             provider = infer_provider(info.api, info.base_url, model)
         # A hit sends nothing and pays nothing: tokens 0, cost a known 0.
-        self.ledger.append(
+        self._append(
             Record(ts, info.api.value, provider, model, attr.function, attr.tags, info.tenant,
                    1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, avoided, avoided_without)
         )  # fmt: skip
+
+    def _append(self, record: Record) -> None:
+        self.ledger.append(record)
+        if self._metrics is not None:
+            self._metrics.record(record)
 
     def close(self) -> None:
         """Flush the ledger and release its file."""

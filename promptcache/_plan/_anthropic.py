@@ -89,20 +89,17 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     system = body.get("system")
     messages = body.get("messages")
     msgs: list[Any] = list(messages) if isinstance(messages, list) else []
-    head = _text_of(system) or (
-        _text_of(msgs[0].get("content")) if msgs and isinstance(msgs[0], dict) else ""
-    )
-    fkey = family_key("anthropic", ctx.info.model or "", ctx.info.tenant, tool_names, head)
+    coarse = family_key("anthropic", ctx.info.model or "", ctx.info.tenant, tool_names)
 
-    # Labels of lines that changed between calls of this family (auto mode only).
-    labels = ctx.state.snapshot(fkey)[3]
+    # Labels of lines seen to change between calls (auto mode only).
+    labels = ctx.state.labels(coarse)
     if auto and system is not None:
         stripped = strip_deep(_text_of(system))
-        old = ctx.state.swap_head(fkey, stripped)
+        old = ctx.state.swap_head(coarse, stripped)
         if old is not None:
             label = diff_label(old, stripped)
             if label is not None:
-                ctx.state.add_label(fkey, label)
+                ctx.state.add_label(coarse, label)
                 labels = labels | {label}
 
     # --- system: marks and volatile lines move to the tail ------------------------------------
@@ -207,6 +204,15 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             sys_blocks.append({"type": "text", "text": "".join(tail)})
             sys_tail = True
 
+    # The family is named by what stays in the prefix, so moved text cannot split it.
+    head = ""
+    if sys_blocks:
+        head = _text_of(sys_blocks[:-1] if sys_tail else sys_blocks)
+    elif msgs and isinstance(msgs[0], dict):
+        c0 = msgs[0].get("content")
+        head = c0 if isinstance(c0, str) else _text_of(c0[:1] if isinstance(c0, list) else c0)
+    fkey = family_key(coarse, head)
+
     # --- positions -----------------------------------------------------------------------------
     pos: list[Pos] = []
     where: list[tuple[str, int, int]] = []
@@ -227,7 +233,9 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             continue
         c = msg.get("content")
         if isinstance(c, str):
-            p = pos_of(c, cacheable=bool(c), section="messages", msg=mi)
+            # Hashed as the one text block it is equivalent to, so a turn sent as a string and
+            # later seen as a block list (after a breakpoint was added) still matches.
+            p = pos_of({"type": "text", "text": c}, cacheable=bool(c), section="messages", msg=mi)
             pos.append(p)
             where.append(("messages", mi, -1))
         elif isinstance(c, list):
@@ -240,8 +248,8 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
 
     chars = sum(p.chars for p in pos)
     seq = tuple(p.digest for p in pos if not p.dynamic)
-    match = ctx.state.record(fkey, seq, ctx.now)
-    gaps, growth_gaps, grown, _ = ctx.state.snapshot(fkey)
+    match = ctx.state.record(fkey, seq, ctx.now, coarse)
+    gaps, growth_gaps, grown = ctx.state.snapshot(fkey)
 
     used = (
         _count_user_breakpoints(tools)
@@ -273,7 +281,7 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         pos,
         strategy=strategy,
         common=match.common,
-        new_family=match.new_family,
+        new_family=match.new_family and match.speculate,
         conversation=has_history or grown or match.grew_from > 0,
         head_ttl=head_ttl,
         anchor_ttl=anchor_ttl,

@@ -119,20 +119,16 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     head_text = (instructions if isinstance(instructions, str) else "") + "".join(
         _text_of(items[i].get("content")) for i in range(n_head)
     )
-    if not head_text and items and isinstance(items[0], dict):
-        head_text = _text_of(items[0].get("content"))
-    fkey = family_key(
-        ctx.info.api.value, ctx.info.model or "", ctx.info.tenant, tool_names, head_text
-    )
+    coarse = family_key(ctx.info.api.value, ctx.info.model or "", ctx.info.tenant, tool_names)
 
-    labels = ctx.state.snapshot(fkey)[3]
+    labels = ctx.state.labels(coarse)
     if auto and head_text:
         stripped = strip_deep(head_text)
-        old = ctx.state.swap_head(fkey, stripped)
+        old = ctx.state.swap_head(coarse, stripped)
         if old is not None:
             label = diff_label(old, stripped)
             if label is not None:
-                ctx.state.add_label(fkey, label)
+                ctx.state.add_label(coarse, label)
                 labels = labels | {label}
 
     tail: list[str] = []
@@ -228,6 +224,14 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             f"moved {len(tail)} span(s) from the instructions to a trailing {role} message"
         )
 
+    # The family is named by what stays in the prefix, so moved text cannot split it.
+    kept_head = (out["instructions"] if isinstance(out.get("instructions"), str) else "") + "".join(
+        _text_of(items[i].get("content")) for i in range(n_head) if isinstance(items[i], dict)
+    )
+    if not kept_head and items and isinstance(items[0], dict):
+        kept_head = _text_of(items[0].get("content"))
+    fkey = family_key(coarse, kept_head)
+
     # --- positions (for the cache key's family and gpt-5.6+ breakpoints) ---------------------
     pos: list[Pos] = []
     where: list[tuple[int, int]] = []
@@ -268,7 +272,7 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             where.append((mi, -1))
     chars = sum(p.chars for p in pos)
     seq = tuple(p.digest for p in pos if not p.dynamic)
-    match = ctx.state.record(fkey, seq, ctx.now)
+    match = ctx.state.record(fkey, seq, ctx.now, coarse)
     added: set[str] = set()
 
     # --- prompt_cache_key ------------------------------------------------------------------------
@@ -302,7 +306,7 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         budget = MAX_BREAKPOINTS - (1 if user_mode == "implicit" else 0)
         used = _count_bps(raw_items)
         ratio, calibrated = ctx.state.calibration.ratio(ctx.info.model)
-        gaps, _, grown, _ = ctx.state.snapshot(fkey)
+        gaps, _, grown = ctx.state.snapshot(fkey)
         has_history = any(
             (isinstance(m, dict) and m.get("role") == "assistant")
             or (isinstance(m, dict) and m.get("type") == "function_call")
@@ -321,7 +325,7 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             pos,
             strategy=strategy,
             common=match.common,
-            new_family=match.new_family,
+            new_family=match.new_family and match.speculate,
             conversation=has_history or grown or match.grew_from > 0,
             head_ttl="5m" if reused else None,
             anchor_ttl="5m",
@@ -348,7 +352,7 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
                 + (f".{field}[{bi}]" if bi >= 0 else "")
                 + f" ({b.reason})"
             )
-        if user_mode is None and used == 0 and (bps or (not match.new_family and chars)):
+        if user_mode is None and used == 0 and (bps or not (match.new_family and match.speculate)):
             # Explicit mode: no implicit write of the whole prompt; with no breakpoint at all
             # it means "write nothing" for prompts that are never read again.
             out["prompt_cache_options"] = {"mode": "explicit"}

@@ -34,6 +34,9 @@ class Match:
     common: int = 0  # blocks shared with the most similar recent request
     grew_from: int = 0  # length of an earlier request that is a full prefix of this one
     new_family: bool = True
+    # Whether a first call should write speculatively: yes, unless this app's new families
+    # have mostly turned out to be one-offs (unique prompts that are never sent again).
+    speculate: bool = True
 
 
 @dataclass(slots=True)
@@ -49,6 +52,8 @@ class Family:
     grown: bool = False
     head_text: str | None = None
     labels: set[str] = field(default_factory=set)
+    new_families: int = 0  # (heads only) families first seen under this coarse key
+    recurring: int = 0  # (heads only) of which were seen a second time
 
     def gaps(self) -> list[float]:
         """Inter-arrival times of the family's calls, oldest first."""
@@ -62,13 +67,14 @@ class PlannerState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._families: OrderedDict[str, Family] = OrderedDict()
+        self._heads: OrderedDict[str, Family] = OrderedDict()
         self._rejected: dict[str, set[str]] = {}
         self._accepted: dict[str, set[str]] = {}
         self._meta: OrderedDict[int, tuple[Any, dict[str, Any]]] = OrderedDict()
         self.calibration = Calibration()
 
     # --- families ---------------------------------------------------------------------------
-    def record(self, key: str, seq: tuple[int, ...], now: float) -> Match:
+    def record(self, key: str, seq: tuple[int, ...], now: float, coarse: str = "") -> Match:
         """Match ``seq`` against the family's recent requests, then remember it."""
         with self._lock:
             fam = self._families.get(key)
@@ -79,6 +85,14 @@ class PlannerState:
             else:
                 self._families.move_to_end(key)
             m = Match(new_family=fam.calls == 0)
+            head = self._heads.get(coarse)
+            if head is None:
+                head = self._heads[coarse] = Family()
+            if fam.calls == 0:
+                m.speculate = head.new_families < 4 or head.recurring * 4 >= head.new_families
+                head.new_families += 1
+            elif fam.calls == 1:
+                head.recurring += 1
             grew_at: float | None = None
             for t, old in fam.seqs:
                 c = _common(old, seq)
@@ -96,29 +110,39 @@ class PlannerState:
             fam.calls += 1
             return m
 
-    def snapshot(self, key: str) -> tuple[list[float], list[float], bool, frozenset[str]]:
-        """Return ``(gaps, growth_gaps, grown, labels)`` for a family."""
+    def snapshot(self, key: str) -> tuple[list[float], list[float], bool]:
+        """Return ``(gaps, growth_gaps, grown)`` for a family."""
         with self._lock:
             fam = self._families.get(key)
             if fam is None:
-                return [], [], False, frozenset()
-            return fam.gaps(), list(fam.growth_gaps), fam.grown, frozenset(fam.labels)
+                return [], [], False
+            return fam.gaps(), list(fam.growth_gaps), fam.grown
 
-    def swap_head(self, key: str, text: str) -> str | None:
-        """Remember the family's latest head text and return the previous one."""
+    # --- heads: keyed coarsely (api, model, tenant, tools), because the family key itself is
+    # computed from the head *after* volatile lines are removed, which needs these labels.
+    def labels(self, coarse: str) -> frozenset[str]:
+        """Line labels observed to precede changing text under ``coarse``."""
         with self._lock:
-            fam = self._families.get(key)
-            if fam is None:
-                fam = self._families[key] = Family()
-            old, fam.head_text = fam.head_text, text
+            head = self._heads.get(coarse)
+            return frozenset(head.labels) if head is not None else frozenset()
+
+    def swap_head(self, coarse: str, text: str) -> str | None:
+        """Remember the latest head text under ``coarse`` and return the previous one."""
+        with self._lock:
+            head = self._heads.get(coarse)
+            if head is None:
+                head = self._heads[coarse] = Family()
+                if len(self._heads) > MAX_FAMILIES:
+                    self._heads.popitem(last=False)
+            old, head.head_text = head.head_text, text
             return old
 
-    def add_label(self, key: str, label: str) -> None:
-        """Remember a line label observed to precede changing text in this family."""
+    def add_label(self, coarse: str, label: str) -> None:
+        """Remember a line label observed to precede changing text."""
         with self._lock:
-            fam = self._families.get(key)
-            if fam is not None and len(fam.labels) < MAX_LABELS:
-                fam.labels.add(label)
+            head = self._heads.get(coarse)
+            if head is not None and len(head.labels) < MAX_LABELS:
+                head.labels.add(label)
 
     # --- endpoint capabilities -------------------------------------------------------------
     def is_rejected(self, base_url: str, param: str) -> bool:

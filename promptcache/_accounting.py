@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from promptcache._api import RequestInfo
 from promptcache._hooks import UsageMeta
 from promptcache._ledger import Ledger, Record, to_pico
-from promptcache._pricing import ModelPrice, PriceBook, infer_provider
+from promptcache._pricing import ModelPrice, PriceBook, infer_provider, provider_from_model
 from promptcache._usage import decode
 
 if TYPE_CHECKING:
@@ -114,7 +114,12 @@ class LedgerAccountant:
             )  # fmt: skip
         else:
             c = self._book.price(
-                u, provider=provider, models=(d.model, info.model), when=ts, context=d.price_context
+                u,
+                provider=provider,
+                models=(d.model, info.model),
+                when=ts,
+                context=d.price_context,
+                fallback=provider_from_model(info.api, model),
             )
             cost, without = c.paid, c.without_provider_cache
             ttl = u.cache_write_tokens_by_ttl

@@ -48,6 +48,7 @@ __all__ = [
     "ModelPrice",
     "PriceBook",
     "infer_provider",
+    "provider_from_model",
 ]
 
 _MTOK = Decimal(1_000_000)
@@ -221,6 +222,15 @@ _HOSTS: tuple[tuple[str, str], ...] = (
     ("api.deepseek.com", "deepseek"),
     ("api.x.ai", "x-ai"),
     ("generativelanguage.googleapis.com", "google"),
+    ("aiplatform.googleapis.com", "google"),
+    # Bedrock (bedrock-runtime, bedrock-mantle) and Claude Platform on AWS bill as AWS.
+    ("amazonaws.com", "aws"),
+    ("api.aws", "aws"),
+    ("openrouter.ai", "openrouter"),
+    ("api.groq.com", "groq"),
+    ("api.together.xyz", "together"),
+    ("api.mistral.ai", "mistral"),
+    ("api.fireworks.ai", "fireworks"),
 )
 _MODEL_PREFIXES: tuple[tuple[str, str], ...] = (
     ("claude", "anthropic"),
@@ -247,6 +257,11 @@ def infer_provider(api: Api, base_url: str, model: str | None) -> str:
     for suffix, provider in _HOSTS:
         if host == suffix or host.endswith("." + suffix):
             return provider
+    return provider_from_model(api, model)
+
+
+def provider_from_model(api: Api, model: str | None) -> str:
+    """Guess the provider from a model name, else the wire dialect (``openai``/``anthropic``)."""
     name = (model or "").lower().rsplit("/", 1)[-1]
     for prefix, provider in _MODEL_PREFIXES:
         if name.startswith(prefix):
@@ -326,14 +341,21 @@ class PriceBook:
         models: tuple[str | None, ...],
         when: float,
         context: tuple[tuple[str, str], ...] = (),
+        fallback: str | None = None,
     ) -> _Rates | None:
-        """Rates for the first of ``models`` with a known price, or ``None``."""
+        """Rates for the first of ``models`` with a known price, or ``None``.
+
+        ``fallback`` is a second provider to look the model up under (from the model name).
+        """
         names = [m for m in models if m]
         for m in names:
             if (o := self._overrides.get(m.lower())) is not None:
                 return o
         for m in names:
             info = self._model_info(provider, m)
+            if info is None and fallback is not None and fallback != provider:
+                # e.g. a gateway whose host we map to one provider serving another's model
+                info = self._model_info(fallback, m)
             if info is None:
                 continue
             ts = datetime.fromtimestamp(when, UTC)
@@ -351,13 +373,14 @@ class PriceBook:
         models: tuple[str | None, ...],
         when: float,
         context: tuple[tuple[str, str], ...] = (),
+        fallback: str | None = None,
     ) -> Cost:
         """Price one call's usage; :data:`UNKNOWN` (and a warning, once) when no price is known.
 
         ``usage`` ``None`` (not reported) is also an unknown cost — we cannot know what was
         billed — but no price warning is raised for it.
         """
-        rates = self.rates(provider, models, when, context)
+        rates = self.rates(provider, models, when, context, fallback)
         if rates is None:
             key = (provider, next((m for m in models if m), "") or "")
             if key not in self._warned:

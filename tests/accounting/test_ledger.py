@@ -255,3 +255,34 @@ def test_cut_anthropic_stream_is_billed(tmp_path: Path) -> None:
     assert s.input_tokens == 23050 and s.output_tokens == 1
     assert s.cost == (50 * 4 + 20000 * D("0.2") + 1000 * 5 + 2000 * 8 + 1 * 20) / D(10**6)
     acc.close()
+
+
+def test_threads_appending_during_flushes_lose_nothing(tmp_path: Path) -> None:
+    import threading
+
+    acc = LedgerAccountant(tmp_path)
+    chat = BY_NAME["openai-chat-json"]
+    meta = acc.record_upstream(info(chat), chat.body, status=200, complete=True)
+    stop = threading.Event()
+
+    def flusher() -> None:
+        while not stop.is_set():
+            acc.ledger.flush()
+
+    def worker() -> None:
+        for _ in range(2000):
+            acc.record_local_hit(info(chat), meta)
+
+    f = threading.Thread(target=flusher)
+    f.start()
+    workers = [threading.Thread(target=worker) for _ in range(6)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stop.set()
+    f.join()
+    s = acc.ledger.summary()
+    assert s.requests == 1 + 12000 and s.local_hits == 12000
+    assert s.avoided_by_local_hits == 12000 * D("0.0153")
+    acc.close()

@@ -257,3 +257,27 @@ def test_arithmetic_agrees_with_genai_prices_calc_price(
         genai_request_timestamp=datetime.fromtimestamp(NOON, UTC),
     )
     assert ours.paid == theirs.total_price
+
+
+@pytest.mark.parametrize(
+    ("url", "model", "provider"),
+    [
+        ("https://bedrock-runtime.us-east-1.amazonaws.com", "us.anthropic.claude-opus-4-7", "aws"),
+        ("https://bedrock-mantle.us-east-1.api.aws/anthropic", "claude-opus-4-7", "aws"),
+        ("https://openrouter.ai/api/v1", "anthropic/claude-opus-4-7", "openrouter"),
+    ],
+)
+def test_infer_provider_gateways(url: str, model: str, provider: str) -> None:
+    assert infer_provider(Api.ANTHROPIC_MESSAGES, url, model) == provider
+
+
+def test_model_found_under_fallback_provider() -> None:
+    # a host mapped to openai serving a model genai-prices lists only under anthropic
+    cost = PriceBook().price(
+        Usage(1000, 0, {}, 0),
+        provider="openai",
+        models=("claude-opus-5-5",),
+        when=NOON,
+        fallback="anthropic",
+    )
+    assert cost.paid == D("0.004")

@@ -20,9 +20,10 @@ Caching rules implemented (PROVIDERS.md §3.1):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from promptcache.testing._cache import PrefixStore
+from promptcache.testing._cache import Fingerprint, PrefixStore
 from promptcache.testing._models import anthropic_minimum
 from promptcache.testing._outcome import Outcome, sse
 from promptcache.testing._reply import (
@@ -100,11 +101,20 @@ def _render_block(r: Rendering, block: Any, path: str) -> None:
         r.add(canonical(block))
 
 
-def _prompt(body: dict[str, Any]) -> tuple[Rendering, list[_Breakpoint], int, list[bool]]:
-    """Render the request; return rendering, breakpoints, total tokens, per-block cacheability."""
+@dataclass
+class _Rendered:
+    r: Rendering
+    breakpoints: list[_Breakpoint]
+    total: int
+    fingerprint: Fingerprint
+
+
+def _prompt(body: dict[str, Any]) -> _Rendered:
+    """Render the request into bytes, breakpoints and a per-level fingerprint."""
     r = Rendering()
     bps: list[_Breakpoint] = []
     can_carry: list[bool] = []
+    fp = Fingerprint(model=str(body.get("model", "")))
 
     def block_done(cc: Any, path: str, carry: bool = True) -> None:
         idx = r.mark()
@@ -123,6 +133,7 @@ def _prompt(body: dict[str, Any]) -> tuple[Rendering, list[_Breakpoint], int, li
             r.add(canonical(tool))
             block_done(tool.get("cache_control"), f"tools.{i}")
 
+    fp.levels["tools"] = (r.digest(), r.tokens)
     system = body.get("system")
     if isinstance(system, str):
         if system:
@@ -144,9 +155,11 @@ def _prompt(body: dict[str, Any]) -> tuple[Rendering, list[_Breakpoint], int, li
     elif system is not None:
         raise _bad("system: Input should be a valid string or list")
 
+    fp.levels["system"] = (r.digest(), r.tokens)
     # Changing these invalidates the messages level only (PROVIDERS.md §3.1 invalidation table).
     r.context("tool_choice", body.get("tool_choice"))
     r.context("thinking", body.get("thinking"))
+    fp.levels["settings"] = (r.digest(), r.tokens)
 
     msgs = body["messages"]
     for i, msg in enumerate(msgs):
@@ -174,6 +187,7 @@ def _prompt(body: dict[str, Any]) -> tuple[Rendering, list[_Breakpoint], int, li
                 block_done(cc, path, carry=carry)
         else:
             raise _bad(f"messages.{i}.content: Field required")
+        fp.items.append((r.digest(), r.tokens))
 
     auto = body.get("cache_control")
     if auto is not None:
@@ -182,8 +196,9 @@ def _prompt(body: dict[str, Any]) -> tuple[Rendering, list[_Breakpoint], int, li
         last = max((k for k, ok in enumerate(can_carry) if ok), default=None)
         if last is not None and not any(bp.block == last for bp in bps):
             bps.append(_Breakpoint(last, ttl, "cache_control"))
+    fp.prefix_tokens = r.tokens
     total = r.finish()
-    return r, bps, total, can_carry
+    return _Rendered(r, bps, total, fp)
 
 
 def _validate(body: Any, *, need_max_tokens: bool) -> None:
@@ -262,10 +277,10 @@ def _apply_cache(
 def count_tokens(body: Any) -> Outcome:
     """``POST /v1/messages/count_tokens``: total input tokens, no caching, nothing billed."""
     _validate(body, need_max_tokens=False)
-    _, bps, total, _ = _prompt(body)
-    _check_breakpoints(bps)
+    rendered = _prompt(body)
+    _check_breakpoints(rendered.breakpoints)
     out = Outcome(api="anthropic.count_tokens", model=body["model"], stream=False)
-    out.body = {"input_tokens": total}
+    out.body = {"input_tokens": rendered.total}
     return out
 
 
@@ -334,10 +349,39 @@ def _content(body: dict[str, Any], seed: bytes) -> tuple[list[dict[str, Any]], i
     return blocks, used + max(n, 0), stop, thinking_tokens
 
 
-def messages(body: Any, store: PrefixStore, now: float) -> Outcome:
-    """``POST /v1/messages``: apply the caching rules, build the message (or its SSE events)."""
+def _diagnose(body: dict[str, Any], fp: Fingerprint, seen: dict[str, Fingerprint]) -> Any:
+    """``diagnostics.cache_miss_reason`` against ``diagnostics.previous_message_id``."""
+    prev_id = (body.get("diagnostics") or {}).get("previous_message_id")
+    if prev_id is None:
+        return {"cache_miss_reason": None}
+    prev = seen.get(prev_id)
+    if prev is None:
+        return {"cache_miss_reason": {"type": "previous_message_not_found"}}
+    kind, common = fp.divergence(prev, ("tools", "system", "settings"))
+    if kind is None:
+        return {"cache_miss_reason": None}
+    if kind == "settings":  # tool_choice / thinking differences are reported as unavailable
+        return {"cache_miss_reason": {"type": "unavailable"}}
+    reason = {
+        "model": "model_changed",
+        "tools": "tools_changed",
+        "system": "system_changed",
+        "items": "messages_changed",
+    }[kind]
+    missed = max(0, prev.prefix_tokens - common)
+    return {"cache_miss_reason": {"type": reason, "cache_missed_input_tokens": missed}}
+
+
+def messages(
+    body: Any, store: PrefixStore, now: float, seen: dict[str, Fingerprint] | None = None
+) -> Outcome:
+    """``POST /v1/messages``: apply the caching rules, build the message (or its SSE events).
+
+    ``seen`` maps earlier message ids to their prompt fingerprints, for ``diagnostics``.
+    """
     _validate(body, need_max_tokens=True)
-    r, bps, total, _ = _prompt(body)
+    rendered = _prompt(body)
+    r, bps, total = rendered.r, rendered.breakpoints, rendered.total
     _check_breakpoints(bps)
     model: str = body["model"]
     read, write_5m, write_1h = _apply_cache(store, model, r, bps, now)
@@ -367,6 +411,10 @@ def messages(body: Any, store: PrefixStore, now: float) -> Outcome:
         "stop_sequence": None,
         "usage": usage,
     }
+    if seen is not None:
+        if "diagnostics" in body:
+            message["diagnostics"] = _diagnose(body, rendered.fingerprint, seen)
+        seen[msg_id] = rendered.fingerprint
     out = Outcome(
         api="anthropic.messages",
         model=model,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["TTL_SECONDS", "Entry", "PrefixStore"]
+__all__ = ["TTL_SECONDS", "Entry", "Fingerprint", "PrefixStore"]
 
 # Lifetime of each TTL label, in seconds. "in_memory" is OpenAI's pre-gpt-5.6 default retention
 # (documented as 5-10 minutes of inactivity; the emulator uses 10).
@@ -97,3 +97,41 @@ class PrefixStore:
                 dead = [k for k, e in entries.items() if e.expires_at <= now]
                 for k in dead:
                     del entries[k]
+
+
+@dataclass
+class Fingerprint:
+    """Where a served prompt's prefix stood, level by level, for cache-miss diagnostics.
+
+    ``levels`` maps a level name to (cumulative digest, tokens) at its end; ``items`` holds the
+    same at the end of each message/input item; ``prefix_tokens`` is the prompt without the
+    reply primer.
+    """
+
+    model: str
+    key: str = ""
+    levels: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    items: list[tuple[bytes, int]] = field(default_factory=list)
+    prefix_tokens: int = 0
+
+    def divergence(self, prev: Fingerprint, order: tuple[str, ...]) -> tuple[str | None, int]:
+        """First level where this prompt stops extending ``prev``, and the tokens in common.
+
+        Returns ``("model" | "key" | <level> | "items", common_tokens)`` or ``(None, tokens)``
+        when this prompt starts with all of ``prev``'s items.
+        """
+        if self.model != prev.model:
+            return "model", 0
+        if self.key != prev.key:
+            return "key", 0
+        common = 0
+        for name in order:
+            mine, theirs = self.levels.get(name), prev.levels.get(name)
+            if mine is None or theirs is None or mine[0] != theirs[0]:
+                return name, common
+            common = theirs[1]
+        for i, (digest, tokens) in enumerate(prev.items):
+            if i >= len(self.items) or self.items[i][0] != digest:
+                return "items", common
+            common = tokens
+        return None, common

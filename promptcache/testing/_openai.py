@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from promptcache.testing._cache import TTL_SECONDS, PrefixStore
+from promptcache.testing._cache import TTL_SECONDS, Fingerprint, PrefixStore
 from promptcache.testing._models import (
     OPENAI_INCREMENT,
     OPENAI_MINIMUM,
@@ -60,6 +60,7 @@ from promptcache.testing._types import Billing
 __all__ = ["chat_completions", "input_tokens", "responses"]
 
 MAX_WRITES = 4
+MAX_STORED_RESPONSES = 512
 SYSTEM_FINGERPRINT = "fp_emulator"
 _REASONING_TOKENS = {"none": 0, "minimal": 0, "low": 8, "medium": 16, "high": 32, "xhigh": 64}
 _IMAGE_PARTS = ("image_url", "input_image")
@@ -77,6 +78,7 @@ class _Prompt:
         # Before gpt-5.6 hits come in 128-token steps: record a digest every 512 bytes.
         chunk = None if explicit_rules else OPENAI_INCREMENT * BYTES_PER_TOKEN
         self.r = Rendering(chunk_bytes=chunk)
+        self.fp = Fingerprint(model="")
         self.message_ends: list[int] = []
         self.breakpoints: list[tuple[int, str | None, str]] = []  # (block, ttl, param path)
         self.total = 0
@@ -510,17 +512,27 @@ def _response_items(body: dict[str, Any]) -> list[Any]:
 
 def _responses_prompt(body: dict[str, Any], items: list[Any], explicit: bool) -> _Prompt:
     p = _Prompt(explicit)
+    fp = p.fp
+    fp.model, fp.key = str(body.get("model")), str(body.get("prompt_cache_key") or "")
+
+    def level(name: str) -> None:
+        fp.levels[name] = (p.r.digest(), p.r.tokens)
+
     reasoning = body.get("reasoning")
     p.r.context("reasoning", reasoning.get("effort") if isinstance(reasoning, dict) else None)
+    level("reasoning")
     for tool in body.get("tools") or []:
         p.r.add(canonical(tool))
+    level("tools")
     text_cfg = body.get("text")
     fmt = text_cfg.get("format") if isinstance(text_cfg, dict) else None
     if isinstance(fmt, dict) and fmt.get("type") != "text":
         p.r.add(canonical(fmt))
+    level("format")
     instructions = body.get("instructions")
     if isinstance(instructions, str) and instructions:
         p.message("developer", instructions, "instructions")
+    level("instructions")
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise _bad(f"Invalid type for 'input[{i}]': expected an object.", f"input[{i}]")
@@ -528,6 +540,8 @@ def _responses_prompt(body: dict[str, Any], items: list[Any], explicit: bool) ->
             p.message(str(item["role"]), item.get("content"), f"input[{i}]")
         else:
             p.item(item)
+        fp.items.append((p.r.digest(), p.r.tokens))
+    fp.prefix_tokens = p.r.tokens
     p.total = p.r.finish()
     return p
 
@@ -541,8 +555,44 @@ def input_tokens(body: Any) -> Outcome:
     return out
 
 
-def responses(body: Any, store: PrefixStore, now: float, history: dict[str, list[Any]]) -> Outcome:
-    """``POST /v1/responses``; ``history`` maps stored response ids to their full item lists."""
+_MISS_REASONS = {
+    "model": "model_changed",
+    "key": "prompt_cache_key_changed",
+    "reasoning": "reasoning_effort_changed",
+    "tools": "tools_changed",
+    "format": "text_format_changed",
+    "instructions": "input_changed",
+    "items": "input_changed",
+}
+
+
+def _diagnose(fp: Fingerprint, comparison_id: str, seen: dict[str, Fingerprint]) -> Any:
+    prev = seen.get(comparison_id)
+    if prev is None:
+        return {"type": "comparison_response_not_found"}
+    kind, common = fp.divergence(prev, ("reasoning", "tools", "format", "instructions"))
+    if kind is None:
+        return {"type": "cache_hit"}
+    return {
+        "type": "cache_miss",
+        "reason": _MISS_REASONS[kind],
+        "cache_missed_tokens": max(0, prev.prefix_tokens - common),
+        "comparison_reusable_tokens": prev.prefix_tokens,
+    }
+
+
+def responses(
+    body: Any,
+    store: PrefixStore,
+    now: float,
+    history: dict[str, list[Any]],
+    seen: dict[str, Fingerprint] | None = None,
+) -> Outcome:
+    """``POST /v1/responses``.
+
+    ``history`` maps stored response ids to their full item lists (``previous_response_id``);
+    ``seen`` maps response ids to prompt fingerprints (``comparison_response_id`` diagnostics).
+    """
     model = _check_model(body, ("input",))
     items = _response_items(body)
     prev_id = body.get("previous_response_id")
@@ -661,10 +711,15 @@ def responses(body: Any, store: PrefixStore, now: float, history: dict[str, list
     }
     if explicit:
         response["prompt_cache_options"] = {"mode": mode, "ttl": ttl}
-        if opts.get("comparison_response_id"):
-            response["prompt_cache_diagnostics"] = {"type": "unavailable"}
+        comparison = opts.get("comparison_response_id")
+        if comparison:
+            response["prompt_cache_diagnostics"] = _diagnose(p.fp, str(comparison), seen or {})
+    if seen is not None:
+        seen[rid] = p.fp
     if body.get("store", True) is not False:
         history[rid] = items + output
+        while len(history) > MAX_STORED_RESPONSES:  # bound memory on long benchmark runs
+            del history[next(iter(history))]
     out = Outcome(
         api="openai.responses",
         model=model,

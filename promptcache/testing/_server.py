@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from promptcache.testing import _anthropic, _openai
-from promptcache.testing._cache import PrefixStore
+from promptcache.testing._cache import Fingerprint, PrefixStore
 from promptcache.testing._clock import Clock, SystemClock
 from promptcache.testing._outcome import Outcome
 from promptcache.testing._reply import ApiError, fresh_id
@@ -473,6 +473,7 @@ class Emulator:
         self.record_bodies = record_bodies
         self._store = PrefixStore()
         self._history: dict[str, list[Any]] = {}
+        self._fingerprints: dict[str, Fingerprint] = {}
         self._calls: list[ServedCall] = []
         self._faults: list[_ArmedFault] = []
         self._lock = threading.Lock()
@@ -583,6 +584,7 @@ class Emulator:
         with self._engine_lock:
             self._store.clear()
             self._history.clear()
+            self._fingerprints.clear()
 
     def clear_calls(self) -> None:
         """Forget served calls only (the prompt cache stays warm)."""
@@ -637,14 +639,17 @@ class Emulator:
     def _record(self, call: ServedCall) -> None:
         with self._lock:
             self._calls.append(call)
+        with self._engine_lock:
+            while len(self._fingerprints) > 4096:  # diagnostics only look one turn back
+                del self._fingerprints[next(iter(self._fingerprints))]
 
     def _serve(self, api: str, body: Any, now: float) -> Outcome:
         if api == "openai.chat":
             return _openai.chat_completions(body, self._store, now)
         if api == "openai.responses":
-            return _openai.responses(body, self._store, now, self._history)
+            return _openai.responses(body, self._store, now, self._history, self._fingerprints)
         if api == "openai.input_tokens":
             return _openai.input_tokens(body)
         if api == "anthropic.messages":
-            return _anthropic.messages(body, self._store, now)
+            return _anthropic.messages(body, self._store, now, self._fingerprints)
         return _anthropic.count_tokens(body)

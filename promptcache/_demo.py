@@ -83,13 +83,13 @@ def run(args: argparse.Namespace) -> int:
 
             def ask(client: anthropic.Anthropic, question: str) -> None:
                 client.messages.create(
-                    model="claude-sonnet-4-5",
+                    model="claude-sonnet-4-6",
                     max_tokens=64,
                     system=_SYSTEM,
                     messages=[{"role": "user", "content": question}],
                 )
 
-            print("Support bot on Anthropic (claude-sonnet-4-5), 8 questions, 4 distinct:")
+            print("Support bot on Anthropic (claude-sonnet-4-6), 8 questions, 4 distinct:")
             print(f"{'question':<52} {'bare SDK':>9} {'wrapped':>9}")
             bare_total = wrapped_total = 0.0
             for q in _QUESTIONS:

@@ -481,6 +481,10 @@ class Emulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
+    def __repr__(self) -> str:
+        where = self.base_url if self._server is not None else "stopped"
+        return f"<Emulator {where} calls={len(self._calls)}>"
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> Emulator:

@@ -141,6 +141,13 @@ def test_legacy_rejects_gpt56_parameters(emulator: Emulator, oai: openai.OpenAI)
         )
     assert info.value.param == "messages[0].content[0].prompt_cache_breakpoint"
     assert emulator.calls[-1].status == 400
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model="gpt-4.1", input="hi", prompt_cache_options={"ttl": "12h"})
+    assert info.value.param == "prompt_cache_options"
+    marked: Any = [{"role": "user", "content": [_marked("hi")]}]
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model="gpt-4o", input=marked)
+    assert info.value.param == "input[0].content[0].prompt_cache_breakpoint"
 
 
 # --------------------------------------------------------------------------- gpt-5.6 and later

@@ -94,12 +94,12 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     # Labels of lines seen to change between calls (auto mode only).
     labels = ctx.state.labels(coarse)
     if auto and system is not None:
-        stripped = strip_deep(_text_of(system))
+        # Compare what the app did not mark dynamic: marked changes are handled already.
+        stripped = relayout(_text_of(system), volatile=False, labels=frozenset())[0]
         old = ctx.state.swap_head(coarse, stripped)
         if old is not None:
             label = diff_label(old, stripped)
-            if label is not None:
-                ctx.state.add_label(coarse, label)
+            if label is not None and ctx.state.add_label(coarse, label):
                 labels = labels | {label}
 
     # --- system: marks and volatile lines move to the tail ------------------------------------

@@ -123,12 +123,12 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
 
     labels = ctx.state.labels(coarse)
     if auto and head_text:
-        stripped = strip_deep(head_text)
+        # Compare what the app did not mark dynamic: marked changes are handled already.
+        stripped = relayout(head_text, volatile=False, labels=frozenset())[0]
         old = ctx.state.swap_head(coarse, stripped)
         if old is not None:
             label = diff_label(old, stripped)
-            if label is not None:
-                ctx.state.add_label(coarse, label)
+            if label is not None and ctx.state.add_label(coarse, label):
                 labels = labels | {label}
 
     tail: list[str] = []

@@ -25,6 +25,9 @@ MAX_SEQS: Final = 8
 MAX_GAPS: Final = 16
 MAX_LABELS: Final = 32
 MAX_META: Final = 2048
+# A line must be seen changing twice before it counts as volatile: one change is as likely to
+# be a developer editing the prompt, and moving an edited line for good would be wrong.
+LABEL_CONFIRMATIONS: Final = 2
 
 
 @dataclass(slots=True)
@@ -51,7 +54,7 @@ class Family:
     growth_gaps: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_GAPS))
     grown: bool = False
     head_text: str | None = None
-    labels: set[str] = field(default_factory=set)
+    labels: dict[str, int] = field(default_factory=dict)  # label -> times seen changing
     new_families: int = 0  # (heads only) families first seen under this coarse key
     recurring: int = 0  # (heads only) of which were seen a second time
 
@@ -124,7 +127,9 @@ class PlannerState:
         """Line labels observed to precede changing text under ``coarse``."""
         with self._lock:
             head = self._heads.get(coarse)
-            return frozenset(head.labels) if head is not None else frozenset()
+            if head is None:
+                return frozenset()
+            return frozenset(k for k, n in head.labels.items() if n >= LABEL_CONFIRMATIONS)
 
     def swap_head(self, coarse: str, text: str) -> str | None:
         """Remember the latest head text under ``coarse`` and return the previous one."""
@@ -137,12 +142,14 @@ class PlannerState:
             old, head.head_text = head.head_text, text
             return old
 
-    def add_label(self, coarse: str, label: str) -> None:
-        """Remember a line label observed to precede changing text."""
+    def add_label(self, coarse: str, label: str) -> bool:
+        """Count one observed change after ``label``; return whether it is now confirmed."""
         with self._lock:
             head = self._heads.get(coarse)
-            if head is not None and len(head.labels) < MAX_LABELS:
-                head.labels.add(label)
+            if head is None or (label not in head.labels and len(head.labels) >= MAX_LABELS):
+                return False
+            head.labels[label] = n = head.labels.get(label, 0) + 1
+            return n >= LABEL_CONFIRMATIONS
 
     # --- endpoint capabilities -------------------------------------------------------------
     def is_rejected(self, base_url: str, param: str) -> bool:

@@ -113,7 +113,8 @@ def diff_label(old: str, new: str) -> str | None:
     _, le_old = _line_bounds(old, i, len(old) - j)
     if le_new - ls > MAX_LINE or le_old - ls > MAX_LINE:
         return None
-    if new[ls:le_new].count("\n") > 1:
+    if new[ls:le_new].count("\n") > 1 or i >= len(new) - j:
+        # several lines, or a pure deletion: nothing in the new text to call volatile
         return None
     label = new[ls:i]
     return label if len(label.strip()) >= 3 else None

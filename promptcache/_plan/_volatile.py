@@ -18,6 +18,7 @@ __all__ = ["common_prefix_len", "common_suffix_len", "diff_label", "volatile_lin
 MAX_LINE: Final = 200
 SCAN_WINDOW: Final = 4000
 
+_DIGIT: Final = re.compile(r"\d")
 _VOLATILE: Final = re.compile(
     r"""
       \d{4}-\d{2}-\d{2}(?:[T\s]\d{1,2}:\d{2})?                       # ISO date / datetime
@@ -27,7 +28,7 @@ _VOLATILE: Final = re.compile(
         \s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b                           # November 28, 2026
     | \b\d{1,2}\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?\s+\d{4}\b
     | \b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b  # UUID
-    | \b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{12,}\b                # hex ids
+    | \b(?=[0-9a-f]{12})[0-9a-f]*\d[0-9a-f]*\b                          # hex ids
     | \b(?:req|request|trace|span|session|sess|run|call|msg|chatcmpl|resp|evt|job|txn)
         [_-][A-Za-z0-9]{6,}\b                                         # prefixed ids
     | \b1[6-9]\d{8}(?:\.\d+)?\b                                       # unix epoch seconds
@@ -55,10 +56,16 @@ def volatile_lines(text: str, labels: frozenset[str] = frozenset()) -> list[tupl
     n = len(text)
     windows = [(0, n)] if n <= 2 * SCAN_WINDOW else [(0, SCAN_WINDOW), (n - SCAN_WINDOW, n)]
     for ws, we in windows:
-        for m in _VOLATILE.finditer(text, ws, we):
-            ls, le = _line_bounds(text, m.start(), m.end())
-            if le - ls <= MAX_LINE:
+        # Every pattern needs a digit: jump from digit to digit, test only short lines.
+        pos = ws
+        while True:
+            d = _DIGIT.search(text, pos, we)
+            if d is None:
+                break
+            ls, le = _line_bounds(text, d.start(), d.start())
+            if le - ls <= MAX_LINE and _VOLATILE.search(text, ls, le):
                 spans.add((ls, le))
+            pos = max(le, d.start() + 1)
     for label in labels:
         pos = 0
         while True:

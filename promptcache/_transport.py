@@ -23,6 +23,7 @@ code, no I/O of its own); the sync and async methods below differ only in how th
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 import warnings
@@ -36,7 +37,7 @@ from promptcache._api import Api, RequestInfo, route
 from promptcache._attribution import current_attribution
 from promptcache._errors import RewriteWarning, StoreError, StoreWarning
 from promptcache._hooks import Rewrite, UsageMeta
-from promptcache._json import dumps, loads
+from promptcache._json import dumps
 from promptcache._keys import (
     OPT_OUT_HEADER,
     CacheKey,
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from promptcache._hooks import Accountant, Planner
     from promptcache._store import SafeStore
 
-__all__ = ["CACHE_HEADER", "TICKET_HEADER", "Engine", "PromptCacheTransport"]
+__all__ = ["CACHE_HEADER", "TICKET_HEADER", "Call", "Engine", "Keyer", "PromptCacheTransport"]
 
 #: Response header telling whether an answer was replayed (``hit``) or fetched (``miss``).
 CACHE_HEADER: Final = "x-promptcache"
@@ -130,6 +131,23 @@ def base_url_of(url: httpx2.URL, api: Api) -> str:
     return f"{base}?{query}" if query else base
 
 
+@dataclass(frozen=True, slots=True)
+class Keyer:
+    """What keying takes from a request's URL and headers.
+
+    It is the same for every body one client sends to one route, so the fast path computes it
+    once and reuses it.
+    """
+
+    api: Api
+    namespace: str
+    tenant: str
+    base_url: str
+    answer_headers: dict[str, str]
+    signed: bool
+    opt_out: str | None
+
+
 @dataclass(slots=True)
 class Call:
     """Everything decided about one generating request before any I/O."""
@@ -141,6 +159,8 @@ class Call:
     read: bool
     write: bool
     looked_up: bool = False  # the fast path already looked it up and missed
+    planned: bool = False  # ``sent`` is the planner's answer already (fast path)
+    sent: Rewrite | None = None
 
 
 def _response_headers(headers: httpx2.Headers) -> list[tuple[str, str]]:
@@ -164,6 +184,9 @@ class Engine:
     strict: bool = False
     clock: Callable[[], float] = time.time
     flights: SingleFlight[Entry] = field(default_factory=SingleFlight)
+    #: Calls keyed and planned by the fast path, by ticket, until their SDK method returns.
+    pending: dict[str, Call] = field(default_factory=dict)
+    _tickets: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     #: Recompute the transport key for requests keyed by the fast path and fail on mismatch.
     check_keys: bool = False
     flight_timeout: float = _FLIGHT_TIMEOUT
@@ -183,10 +206,21 @@ class Engine:
 
     # --- keying ------------------------------------------------------------------------------
 
-    def namespace_for(self, api: Api, url: httpx2.URL, headers: httpx2.Headers) -> tuple[str, str]:
-        """Return the key namespace of a request with this URL and headers, and its tenant."""
+    def keyer(self, api: Api, request: httpx2.Request, *, signed: bool = False) -> Keyer:
+        """Return what keying needs from a request's URL and headers (reusable across bodies)."""
+        headers = request.headers
         tenant = tenant_fingerprint(_credential(headers), self.salt)
-        return namespace(api.provider, base_url_of(url, api), tenant, self.user_namespace), tenant
+        base_url = base_url_of(request.url, api)
+        opt_out = uncacheable_reason(api, {}, headers) if OPT_OUT_HEADER in headers else None
+        return Keyer(
+            api=api,
+            namespace=namespace(api.provider, base_url, tenant, self.user_namespace),
+            tenant=tenant,
+            base_url=base_url,
+            answer_headers=answer_headers(headers),
+            signed=signed or _is_signed(headers),
+            opt_out=opt_out,
+        )
 
     def prepare(
         self,
@@ -196,79 +230,72 @@ class Engine:
         policy: PolicyName,
         *,
         signed: bool,
-        ticket: str | None,
     ) -> Call:
-        """Key and classify one request the SDK serialised (pure apart from the clock).
-
-        ``ticket`` is the key the fast path computed on the same call (already looked up and
-        missed): the body is then parsed but not keyed again, unless ``check_keys`` is set.
-        """
-        headers = request.headers
-        ns, tenant = self.namespace_for(api, request.url, headers)
+        """Key and classify one request the SDK serialised (pure apart from the clock)."""
+        keyer = self.keyer(api, request, signed=signed)
         key: CacheKey | None = None
         body: dict[str, Any] | None = None
         try:
-            if ticket is not None and not self.check_keys:
-                parsed = loads(content)
-                if isinstance(parsed, dict):
-                    body = parsed
-                    fast_key, _, fast_verify = ticket.partition("\n")
-                    key = CacheKey(fast_key, fast_verify)
-            else:
-                key, body = request_key_from_bytes(ns, api, content, answer_headers(headers))
+            key, body = request_key_from_bytes(keyer.namespace, api, content, keyer.answer_headers)
         except (TypeError, ValueError):
             key, body = None, None
-        if ticket is not None and key is not None and self.check_keys:
-            fast_key, _, fast_verify = ticket.partition("\n")
-            if (fast_key, fast_verify) != (key.key, key.verify):
+        return self.classify(keyer, key, body, policy)
+
+    def register(self, call: Call) -> str:
+        """Park a call the fast path keyed and planned; its ticket travels in a header."""
+        ticket = f"{next(self._tickets):x}"
+        call.looked_up = True
+        self.pending[ticket] = call
+        return ticket
+
+    def unregister(self, ticket: str) -> None:
+        """Forget a parked call once the SDK method returned (retries reuse it until then)."""
+        self.pending.pop(ticket, None)
+
+    def claim(
+        self, ticket: str, api: Api, request: httpx2.Request, content: bytes, policy: PolicyName
+    ) -> Call | None:
+        """Return the call parked under ``ticket`` (checked against the bytes if asked)."""
+        call = self.pending.get(ticket)
+        if call is None:
+            return None
+        if self.check_keys:
+            again = self.prepare(api, request, content, policy, signed=call.info.signed)
+            if again.key != call.key:
                 raise AssertionError(
-                    f"promptcache: fast-path key {fast_key!r} != transport key {key.key!r}"
+                    f"promptcache: fast-path key {call.key!r} != transport key {again.key!r}"
                 )
-        call = self._classify(api, request, tenant, key, body, policy, signed)
-        call.looked_up = ticket is not None
         return call
 
-    def prepare_body(
-        self,
-        api: Api,
-        request: httpx2.Request,
-        body: dict[str, Any],
-        policy: PolicyName,
-        *,
-        signed: bool,
-    ) -> Call | None:
+    def prepare_body(self, keyer: Keyer, body: dict[str, Any], policy: PolicyName) -> Call | None:
         """Key a call from the user's arguments (fast path); ``None`` if they are not JSON."""
-        ns, tenant = self.namespace_for(api, request.url, request.headers)
         try:
-            key = request_key(ns, api, body, answer_headers(request.headers))
+            key = request_key(keyer.namespace, keyer.api, body, keyer.answer_headers)
         except TypeError:
             return None
-        return self._classify(api, request, tenant, key, body, policy, signed)
+        return self.classify(keyer, key, body, policy)
 
-    def _classify(
+    def classify(
         self,
-        api: Api,
-        request: httpx2.Request,
-        tenant: str,
+        keyer: Keyer,
         key: CacheKey | None,
         body: dict[str, Any] | None,
         policy: PolicyName,
-        signed: bool,
     ) -> Call:
-        headers = request.headers
-        reason: str | None = None
+        """Decide what the cache may do for a keyed request."""
+        reason: str | None
         if body is None:
             reason = "the request body is not a JSON object"
         else:
-            reason = uncacheable_reason(api, body, headers)
+            reason = keyer.opt_out or uncacheable_reason(keyer.api, body)
         model = body.get("model") if body is not None else None
         info = RequestInfo(
-            api=api,
-            base_url=base_url_of(request.url, api),
+            api=keyer.api,
+            base_url=keyer.base_url,
             model=model if isinstance(model, str) else None,
-            tenant=tenant,
+            tenant=keyer.tenant,
             stream=bool(body.get("stream")) if body is not None else False,
-            signed=signed or _is_signed(headers),
+            signed=keyer.signed,
             attribution=current_attribution(),
             started=self.clock(),
         )
@@ -538,14 +565,12 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
 
     def _begin(self, request: httpx2.Request, api: Api, content: bytes) -> Call:
         ticket = request.headers.get(TICKET_HEADER)
-        call = self.engine.prepare(
-            api,
-            request,
-            content,
-            current_policy(self.policy),
-            signed=self.signed,
-            ticket=ticket,
-        )
+        policy = current_policy(self.policy)
+        call = None
+        if ticket is not None:
+            call = self.engine.claim(ticket, api, request, content, policy)
+        if call is None:
+            call = self.engine.prepare(api, request, content, policy, signed=self.signed)
         # Ours only: never sent upstream (neither is part of any key).
         for name in (TICKET_HEADER, OPT_OUT_HEADER):
             if name in request.headers:
@@ -650,8 +675,9 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                     flight = None
                     break
                 if leader:
-                    # Look again: a leader that just finished may have stored it meanwhile.
-                    if call.read:
+                    # Look again: a leader that just finished may have stored it meanwhile
+                    # (the fast path looked a moment ago: not worth a second read then).
+                    if call.read and not call.looked_up:
                         entry = engine.lookup(key)
                         if entry is not None:
                             engine.flights.finish(flight, entry)
@@ -678,7 +704,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         flight: Flight[Entry] | None,
     ) -> httpx2.Response:
         engine = self.engine
-        sent = engine.plan(call)
+        sent = call.sent if call.planned else engine.plan(call)
         upstream = inner.send(self._outgoing(request, sent), stream=True)
         if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
             error_body = upstream.read()
@@ -763,7 +789,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                     flight = None
                     break
                 if leader:
-                    if call.read:
+                    if call.read and not call.looked_up:
                         entry = await self._alookup(key)
                         if entry is not None:
                             engine.flights.finish(flight, entry)
@@ -792,7 +818,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         flight: Flight[Entry] | None,
     ) -> httpx2.Response:
         engine = self.engine
-        sent = engine.plan(call)
+        sent = call.sent if call.planned else engine.plan(call)
         upstream = await inner.send(self._outgoing(request, sent), stream=True)
         if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
             error_body = await upstream.aread()

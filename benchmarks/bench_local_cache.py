@@ -1,0 +1,224 @@
+"""Local response cache speed: bare SDK call vs wrapped miss vs wrapped hit, on loopback.
+
+One run measures, against the emulator (``promptcache.testing.Emulator``) on 127.0.0.1, with
+prompts of about 2k, 20k and 200k tokens (the emulator counts ~4 bytes per token):
+
+* ``bare``  — the SDK call without promptcache;
+* ``miss``  — the wrapped call with the response cache on and a fresh key every iteration
+  (so it always goes upstream: keying, planning, accounting and storing included);
+* ``hit``   — the wrapped call answered locally, a typed SDK object returned;
+
+as medians over many iterations and as ratios to ``bare``, for OpenAI Chat Completions and
+Anthropic Messages; plus ``import promptcache`` in a fresh interpreter (no SDK imported).
+Budgets (DESIGN §9): hit <= 0.10x at 2k and <= 0.05x at 200k; miss <= 1.05x; import <= 100 ms.
+
+    python benchmarks/bench_local_cache.py [--quick]
+
+Prints a markdown table and writes it to ``benchmarks/results/local_cache.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import anthropic  # noqa: E402
+import openai  # noqa: E402
+
+from promptcache import PromptCache  # noqa: E402
+from promptcache.testing import Emulator  # noqa: E402
+
+SIZES = {"2k": 2_000, "20k": 20_000, "200k": 200_000}
+ITERATIONS = {"2k": 300, "20k": 120, "200k": 40}
+BUDGET_HIT = {"2k": 0.10, "20k": None, "200k": 0.05}
+BUDGET_MISS = 1.05
+BUDGET_IMPORT_MS = 100.0
+_WORDS = (
+    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
+    "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
+).split()
+
+
+def _text(tokens: int) -> str:
+    """About ``tokens`` tokens of text at the emulator's ~4 bytes per token."""
+    out: list[str] = []
+    size = 0
+    i = 0
+    while size < tokens * 4:
+        word = _WORDS[(i * 7 + i // 26) % len(_WORDS)]
+        out.append(word)
+        size += len(word) + 1
+        i += 1
+    return " ".join(out)
+
+
+def _openai_kwargs(system: str, tag: str) -> dict[str, Any]:
+    return {
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"Question {tag}: summarise the above."},
+        ],
+        "max_tokens": 16,
+    }
+
+
+def _anthropic_kwargs(system: str, tag: str) -> dict[str, Any]:
+    return {
+        "model": "claude-sonnet-5-5",
+        "max_tokens": 16,
+        "system": system,
+        "messages": [{"role": "user", "content": f"Question {tag}: summarise the above."}],
+    }
+
+
+def _median_ms(fn: Callable[[int], Any], n: int) -> float:
+    for i in range(min(5, n)):  # warm up connections, imports, caches
+        fn(-1 - i)
+    gc.collect()
+    gc.disable()
+    try:
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            fn(i)
+            times.append(time.perf_counter() - t0)
+    finally:
+        gc.enable()
+    return statistics.median(times) * 1000
+
+
+def _measure(provider: str, size: str, emu: Emulator, n: int, run_id: str) -> dict[str, float]:
+    system = _text(SIZES[size])
+    directory = tempfile.mkdtemp(prefix="pc-bench-")
+    pc = PromptCache(directory)
+    if provider == "openai":
+        bare: Any = openai.OpenAI(base_url=emu.openai_base_url, api_key="bench", max_retries=0)
+        make = _openai_kwargs
+
+        def call(client: Any, kwargs: dict[str, Any]) -> Any:
+            return client.chat.completions.create(**kwargs)
+
+    else:
+        bare = anthropic.Anthropic(base_url=emu.anthropic_base_url, api_key="bench", max_retries=0)
+        make = _anthropic_kwargs
+
+        def call(client: Any, kwargs: dict[str, Any]) -> Any:
+            return client.messages.create(**kwargs)
+
+    wrapped = pc.wrap(bare)
+    hit_kwargs = make(system, "hit")
+    call(wrapped, hit_kwargs)  # stored once; every timed call below is a hit
+    results = {
+        # Fresh tags for bare and miss alike, so both send equal-sized, never-seen bodies.
+        "bare": _median_ms(lambda i: call(bare, make(system, f"bare-{run_id}-{i}")), n),
+        "miss": _median_ms(lambda i: call(wrapped, make(system, f"miss-{run_id}-{i}")), n),
+        "hit": _median_ms(lambda i: call(wrapped, hit_kwargs), n),
+    }
+    live = call(wrapped, make(system, "check"))
+    again = call(wrapped, make(system, "check"))
+    assert type(live) is type(again) and live == again, "a hit must equal the live object"
+    pc.close()
+    bare.close()
+    return results
+
+
+def _import_ms(runs: int = 7) -> float:
+    code = (
+        "import sys, time; t = time.perf_counter(); import promptcache; "
+        "d = (time.perf_counter() - t) * 1000; "
+        "assert not {'openai', 'anthropic', 'pydantic', 'genai_prices'} & set(sys.modules); "
+        "print(d)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    times = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        times.append(float(out.stdout.strip()))
+    return statistics.median(times)
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "OVER"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "local_cache.md"
+    )
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")  # PriceWarning for emulator-only model names, etc.
+    run_id = str(time.time_ns())
+    rows = []
+    with Emulator(record_bodies=False) as emu:
+        for provider in ("openai", "anthropic"):
+            for size in SIZES:
+                n = max(5, ITERATIONS[size] // (10 if args.quick else 1))
+                r = _measure(provider, size, emu, n, run_id)
+                rows.append((provider, size, n, r))
+                print(f"{provider:9} {size:>4}: {r}", file=sys.stderr)
+    import_ms = _import_ms()
+    lines = [
+        "# Local cache speed",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
+        f"{platform.machine()} / Python {platform.python_version()} / openai "
+        f"{openai.__version__} / anthropic {anthropic.__version__}, against the emulator "
+        'on loopback, default `PromptCache()` (diskcache store, `restructure="safe"`, '
+        "ledger on). Medians; ratios are to the bare SDK call.",
+        "",
+        "| API | prompt | n | bare ms | miss ms | hit ms | miss / bare | hit / bare | budget |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    all_ok = True
+    for provider, size, n, r in rows:
+        miss_ratio = r["miss"] / r["bare"]
+        hit_ratio = r["hit"] / r["bare"]
+        hit_budget = BUDGET_HIT[size]
+        ok_miss = miss_ratio <= BUDGET_MISS
+        ok_hit = hit_budget is None or hit_ratio <= hit_budget
+        all_ok &= ok_miss and ok_hit
+        budget = f"miss ≤ {BUDGET_MISS:.2f}× {_verdict(ok_miss)}"
+        if hit_budget is not None:
+            budget += f"; hit ≤ {hit_budget:.2f}× {_verdict(ok_hit)}"
+        api = "OpenAI chat" if provider == "openai" else "Anthropic messages"
+        lines.append(
+            f"| {api} | ~{size} tokens | {n} | {r['bare']:.2f} | {r['miss']:.2f} | "
+            f"{r['hit']:.3f} | {miss_ratio:.3f}× | {hit_ratio:.3f}× | {budget} |"
+        )
+    ok_import = import_ms <= BUDGET_IMPORT_MS
+    all_ok &= ok_import
+    lines += [
+        "",
+        f"`import promptcache` (fresh interpreter, no SDK imported): **{import_ms:.1f} ms** "
+        f"(budget ≤ {BUDGET_IMPORT_MS:.0f} ms: {_verdict(ok_import)})",
+        "",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if not args.quick:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table)
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

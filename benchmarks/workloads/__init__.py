@@ -99,6 +99,7 @@ class Req:
     extends_prev: bool  # this request's prefix contains the previous request in full
     extended_next: bool  # the next request extends this one
     system_reused: bool = True
+    tool_order_seed: int | None = None  # the app lists its tools in a varying order
 
 
 def _iso(t: int) -> str:
@@ -175,7 +176,7 @@ def book(seed: int = 3) -> list[Req]:
     return _conversation("You answer questions about the book.", the_book, 10, rng, 60.0, 200, 40)
 
 
-def manyshot(seed: int = 4) -> list[Req]:
+def manyshot(seed: int = 4, n: int = 25) -> list[Req]:
     """A 10k-token many-shot prompt (examples in the system prompt), varying questions."""
     rng = random.Random(seed)
     examples = "".join(
@@ -192,8 +193,24 @@ def manyshot(seed: int = 4) -> list[Req]:
             extends_prev=False,
             extended_next=False,
         )
-        for _ in range(25)
+        for _ in range(n)
     ]
+
+
+def manyshot_slow(seed: int = 4) -> list[Req]:
+    """The many-shot prompt called every 12 minutes for 6 hours: past a 5m TTL, inside 1h."""
+    reqs = manyshot(seed, n=30)
+    for r in reqs:
+        r.gap = 12 * 60.0
+    return reqs
+
+
+def agent_unordered(seed: int = 5) -> list[Req]:
+    """The agent loop, with tools listed in a different order on every call (from a set)."""
+    reqs = agent(seed)
+    for i, r in enumerate(reqs):
+        r.tool_order_seed = 1000 + i
+    return reqs
 
 
 def agent(seed: int = 5) -> list[Req]:
@@ -245,7 +262,19 @@ WORKLOADS = {
     "agent, 15 tools": agent,
     "many-shot": manyshot,
     "book 100k": book,
+    "many-shot, 12-min gaps": manyshot_slow,
+    "agent, tools unordered": agent_unordered,
 }
+
+
+def _tools(req: Req, *, oracle: bool) -> list[dict[str, Any]]:
+    tools = list(req.tools)
+    if req.tool_order_seed is not None:
+        if oracle:
+            tools.sort(key=lambda t: str(t["name"]))
+        else:
+            random.Random(req.tool_order_seed).shuffle(tools)
+    return tools
 
 
 def render_anthropic(req: Req, *, oracle: bool) -> dict[str, Any]:
@@ -280,7 +309,7 @@ def render_anthropic(req: Req, *, oracle: bool) -> dict[str, Any]:
     if req.tools:
         kw["tools"] = [
             {"name": t["name"], "description": t["description"], "input_schema": t["parameters"]}
-            for t in req.tools
+            for t in _tools(req, oracle=oracle)
         ]
     return kw
 
@@ -310,5 +339,5 @@ def render_openai(req: Req, *, oracle: bool) -> dict[str, Any]:
         msgs.append({"role": "system", "content": req.volatile})
     kw: dict[str, Any] = {"messages": msgs}
     if req.tools:
-        kw["tools"] = [{"type": "function", "function": t} for t in req.tools]
+        kw["tools"] = [{"type": "function", "function": t} for t in _tools(req, oracle=oracle)]
     return kw

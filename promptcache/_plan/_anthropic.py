@@ -282,7 +282,7 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         strategy=strategy,
         common=match.common,
         new_family=match.new_family and match.speculate,
-        conversation=has_history or grown or match.grew_from > 0,
+        conversation=match.grew_from > 0 or (not match.stale and (has_history or grown)),
         head_ttl=head_ttl,
         anchor_ttl=anchor_ttl,
     )

@@ -40,6 +40,9 @@ class Match:
     # Whether a first call should write speculatively: yes, unless this app's new families
     # have mostly turned out to be one-offs (unique prompts that are never sent again).
     speculate: bool = True
+    # The family's recent calls shared nothing with their predecessors: writing the end of a
+    # request "for the next turn" has not been paying off.
+    stale: bool = False
 
 
 @dataclass(slots=True)
@@ -53,6 +56,7 @@ class Family:
     times: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_GAPS + 1))
     growth_gaps: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_GAPS))
     grown: bool = False
+    unshared: int = 0  # consecutive calls (after the first) that shared no prefix block
     head_text: str | None = None
     labels: dict[str, int] = field(default_factory=dict)  # label -> times seen changing
     new_families: int = 0  # (heads only) families first seen under this coarse key
@@ -106,6 +110,9 @@ class PlannerState:
             if grew_at is not None:
                 fam.grown = True
                 fam.growth_gaps.append(now - grew_at)
+            if fam.calls > 0:
+                fam.unshared = 0 if m.common > 0 else fam.unshared + 1
+            m.stale = fam.unshared >= 2
             # A request repeated verbatim (or a retry) refreshes rather than duplicates.
             fam.seqs = deque((s for s in fam.seqs if s[1] != seq), maxlen=MAX_SEQS)
             fam.seqs.append((now, seq))

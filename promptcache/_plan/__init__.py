@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from promptcache._api import Api, RequestInfo
@@ -88,7 +88,10 @@ class DefaultPlanner:
         meta = self._state.get_meta(sent.body)
         if meta is None:
             return
-        tokens = usage.get("input_tokens")
+        # The accountant's meta nests the usage ({"v": 1, "usage": {...}}); accept both shapes.
+        inner = usage.get("usage")
+        counts: Mapping[str, Any] = inner if isinstance(inner, Mapping) else usage
+        tokens = counts.get("input_tokens")  # inclusive of cache reads and writes
         if isinstance(tokens, int) and not isinstance(tokens, bool):
             self._state.calibration.update(meta.get("model"), int(meta.get("chars") or 0), tokens)
 

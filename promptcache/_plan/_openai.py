@@ -81,6 +81,19 @@ def _count_bps(obj: Any) -> int:
     return 0
 
 
+def has_history_of(items: list[Any]) -> bool:
+    """Whether the request carries earlier turns (assistant messages or tool calls)."""
+    return any(
+        isinstance(m, dict) and (m.get("role") == "assistant" or m.get("type") == "function_call")
+        for m in items
+    )
+
+
+def grown_of(ctx: Ctx, fkey: str) -> bool:
+    """Whether the family has been seen growing turn by turn."""
+    return ctx.state.snapshot(fkey)[2]
+
+
 def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     """Plan one Chat Completions or Responses request (``body`` is never mutated)."""
     if ctx.mode == "off":
@@ -251,6 +264,8 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         c = item.get("content")
         if responses and item.get("type") == "function_call_output":
             c = item.get("output")
+        # Responses breakpoints go on input parts (messages, and tool outputs as input_text
+        # parts), never on assistant output.
         bp_ok_role = not (responses and item_role == "assistant")
         if isinstance(c, str):
             p = pos_of(item, cacheable=bool(c) and bp_ok_role, section=sec, msg=mi)
@@ -261,7 +276,7 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         elif isinstance(c, list) and c:
             for bi, blk in enumerate(c):
                 ptype = blk.get("type") if isinstance(blk, dict) else None
-                ok = ptype in (_BP_INPUT_PARTS if responses else _BP_PARTS)
+                ok = bp_ok_role and ptype in (_BP_INPUT_PARTS if responses else _BP_PARTS)
                 p = pos_of(blk, cacheable=ok, section=sec, msg=mi)
                 p.dynamic = (mi, bi) in dyn
                 p.static_mark = (mi, bi) in static_at
@@ -303,15 +318,27 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     ):
         user_opts = body.get("prompt_cache_options")
         user_mode = user_opts.get("mode") if isinstance(user_opts, dict) else None
-        budget = MAX_BREAKPOINTS - (1 if user_mode == "implicit" else 0)
+        conversation = match.grew_from > 0 or (
+            not match.stale and (has_history_of(items) or grown_of(ctx, fkey))
+        )
+        stable = [i for i, p in enumerate(pos) if not p.dynamic]
+        # A growing conversation that ends in tool output: a breakpoint on a function_call_output
+        # part is allowed by the SDK types but not confirmed, so keep the implicit breakpoint
+        # too (it writes the end whatever happens; at worst a few moved tokens more).
+        end_item = items[pos[stable[-1]].msg] if stable and pos[stable[-1]].msg >= 0 else None
+        ends_in_tool_output = (
+            isinstance(end_item, dict) and end_item.get("type") == "function_call_output"
+        )
+        implicit = user_mode == "implicit" or (
+            user_mode is None
+            and conversation
+            and bool(stable)
+            and (ends_in_tool_output or not pos[stable[-1]].cacheable)
+        )
+        budget = MAX_BREAKPOINTS - (1 if implicit else 0)
         used = _count_bps(raw_items)
         ratio, calibrated = ctx.state.calibration.ratio(ctx.info.model)
-        gaps, _, grown = ctx.state.snapshot(fkey)
-        has_history = any(
-            (isinstance(m, dict) and m.get("role") == "assistant")
-            or (isinstance(m, dict) and m.get("type") == "function_call")
-            for m in items
-        )
+        gaps, _, _ = ctx.state.snapshot(fkey)
         strategy = Strategy(
             slots=budget - used,
             min_tokens=int(openai_min_tokens(ctx.info.model) * (1.02 if calibrated else 1.1)),
@@ -326,7 +353,7 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             strategy=strategy,
             common=match.common,
             new_family=match.new_family and match.speculate,
-            conversation=match.grew_from > 0 or (not match.stale and (has_history or grown)),
+            conversation=conversation,
             head_ttl="5m" if reused else None,
             anchor_ttl="5m",
         )
@@ -352,7 +379,12 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
                 + (f".{field}[{bi}]" if bi >= 0 else "")
                 + f" ({b.reason})"
             )
-        if user_mode is None and used == 0 and (bps or not (match.new_family and match.speculate)):
+        if (
+            user_mode is None
+            and not implicit
+            and used == 0
+            and (bps or not (match.new_family and match.speculate))
+        ):
             # Explicit mode: no implicit write of the whole prompt; with no breakpoint at all
             # it means "write nothing" for prompts that are never read again.
             out["prompt_cache_options"] = {"mode": "explicit"}

@@ -330,3 +330,51 @@ def test_unique_one_shot_prompts_stop_writing_speculatively(
         clock.advance(30)
     writes = [c.cache_write_tokens > 0 for c in emu.calls]
     assert writes[:4] == [True] * 4 and not any(writes[4:])
+
+
+def test_usage_reported_by_the_provider_recalibrates_estimates(
+    emu: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    from promptcache._plan import DefaultPlanner
+
+    pc = pc_for(tmp_path, clock)
+    client = claude(emu, pc)
+    client.messages.create(
+        model="claude-sonnet-5",
+        max_tokens=5,
+        system=LONG,
+        messages=[{"role": "user", "content": "q"}],
+    )
+    planner = pc.planner
+    assert isinstance(planner, DefaultPlanner)
+    ratio, calibrated = planner._state.calibration.ratio("claude-sonnet-5")
+    assert calibrated and 3.5 < ratio < 5.0  # the emulator bills 4 bytes a token
+    pc.close()
+
+
+def test_responses_conversation_with_tool_output_reads_prior_turns(
+    emu: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    cases: list[tuple[Mode, str]] = [("safe", ""), ("auto", "Today is 2026-11-2{turn}.\n")]
+    for mode, dated in cases:
+        emu.reset()
+        client = gpt(emu, pc_for(tmp_path / mode, clock, mode))
+        items: list[Any] = [{"role": "user", "content": "Find the report. " * 50}]
+        for turn in range(3):
+            client.responses.create(
+                model="gpt-6.1-sol", instructions=dated.format(turn=turn) + LONG, input=items
+            )
+            call = {"type": "function_call", "call_id": f"c{turn}", "name": "search"}
+            items.append({**call, "arguments": '{"q": "report", "k": 3}'})
+            out = {"type": "function_call_output", "call_id": f"c{turn}"}
+            items.append({**out, "output": f"result {turn} " * 80})
+            clock.advance(15)
+        calls = emu.calls
+        assert [c.status for c in calls] == [200, 200, 200]
+        assert calls[1].cache_read_tokens > 0
+        body = calls[-1].request_body
+        assert body is not None and body["instructions"] == LONG
+        if mode == "safe":  # each turn reads what the previous one wrote
+            assert calls[2].cache_read_tokens > calls[1].cache_read_tokens
+        else:  # the date moved after everything cached
+            assert body["input"][-1]["content"].startswith("Today is")

@@ -107,6 +107,8 @@ class DefaultPlanner:
         if info.api is Api.ANTHROPIC_MESSAGES:
             if "cache_control" not in text or not sent.changed or not isinstance(original, dict):
                 return None
+            # An endpoint (a proxy, a gateway) that refuses our breakpoints gets none again.
+            self._state.reject(info.base_url, {"cache_control"})
             fallback: dict[str, Any] = strip_deep(original)
             return fallback if fallback != sent.body else None
         named = {p for p in sent.added_params if p in text}

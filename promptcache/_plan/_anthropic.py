@@ -264,6 +264,8 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     ratio, calibrated = ctx.state.calibration.ratio(ctx.info.model)
     opts = ctx.anthropic
     min_tokens = opts.min_tokens or anthropic_min_tokens(ctx.info.model)
+    if ctx.state.is_rejected(ctx.info.base_url, "cache_control"):
+        used = MAX_BREAKPOINTS
     strategy = Strategy(
         slots=MAX_BREAKPOINTS - used,
         min_tokens=int(min_tokens * (1.02 if calibrated else 1.1)),

@@ -290,6 +290,56 @@ def test_anthropic_cache_control_rejection_falls_back_to_the_written_body() -> N
     sent = p.rewrite(anth(), body)
     retry = p.rejected(anth(), sent, 400, b'{"error": {"message": "cache_control: too many"}}')
     assert retry == body
+    assert breakpoints(p.rewrite(anth(), body).body) == []  # remembered for the endpoint
+
+
+def test_concurrent_rewrites_share_state_safely() -> None:
+    import threading
+
+    p = DefaultPlanner("auto")
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            msgs: list[Any] = []
+            for turn in range(30):
+                msgs.append({"role": "user", "content": f"worker {k} turn {turn} " * 20})
+                body = {"max_tokens": 5, "system": f"Now: 10:{turn:02d}\n" + LONG, "messages": msgs}
+                out = p.rewrite(anth(), body).body
+                assert len(breakpoints(out)) <= 4
+                p.observe(anth(), p.rewrite(anth(), body), {"usage": {"input_tokens": 3000}})
+                msgs.append({"role": "assistant", "content": "ok"})
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_families_whose_calls_share_nothing_stop_writing_their_end() -> None:
+    clock = Clock()
+    p = DefaultPlanner("safe", clock=clock)
+    tools = [{"name": n, "description": LONG[:400], "input_schema": {}} for n in "abcdef"]
+    written = []
+    for i in range(5):
+        order = tools[i % 6 :] + tools[: i % 6]  # the app lists its tools in a varying order
+        body = {
+            "max_tokens": 5,
+            "tools": order,
+            "system": LONG,
+            "messages": [
+                {"role": "user", "content": "task"},
+                {"role": "assistant", "content": "step"},
+                {"role": "user", "content": f"result {i}"},
+            ],
+        }
+        written.append(bool(breakpoints(p.rewrite(anth(), body).body)))
+        clock.t += 10
+    assert written[:2] == [True, True] and written[3:] == [False, False]
 
 
 def test_observe_calibrates_token_estimates() -> None:

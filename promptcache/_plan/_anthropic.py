@@ -326,7 +326,9 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             new_sys: Any = sys_blocks[0]["text"]
         else:
             new_sys = sys_blocks
-        if new_sys != system:
+        if not new_sys:
+            out.pop("system", None)  # it was all dynamic: it moved, nothing is left to send
+        elif new_sys != system:
             out["system"] = new_sys
     if isinstance(messages, list) and any(a is not b for a, b in zip(msgs, messages, strict=False)):
         out["messages"] = msgs

@@ -150,7 +150,9 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     if isinstance(instructions, str):
         kept, moved, _ = relayout(instructions, volatile=auto, labels=labels)
         tail.extend(moved)
-        if kept != instructions:
+        if not kept:
+            out.pop("instructions", None)  # all dynamic: it moved, nothing is left to send
+        elif kept != instructions:
             out["instructions"] = kept
     part_type = "input_text" if responses else "text"
     last = len(items) - 1
@@ -231,6 +233,21 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             )
             else "system"
         )
+        # A head message that was all dynamic is now empty: drop it (its text moved).
+        empty = [
+            i
+            for i in range(n_head)
+            if isinstance(items[i], dict) and items[i].get("content") in ("", [])
+        ]
+        if empty:
+
+            def shift(k: tuple[int, int]) -> tuple[int, int]:
+                return (k[0] - sum(1 for e in empty if e < k[0]), k[1])
+
+            items = [it for i, it in enumerate(items) if i not in empty]
+            dyn = {shift(k) for k in dyn}
+            static_at = {shift(k) for k in static_at}
+            n_head -= len(empty)
         dyn.add((len(items), -1))
         items.append({"role": role, "content": "".join(tail)})
         notes.append(

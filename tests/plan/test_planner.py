@@ -350,3 +350,28 @@ def test_observe_calibrates_token_estimates() -> None:
     p.observe(anth(), sent, None)
     ratio, calibrated = p._state.calibration.ratio("claude-sonnet-4-5")
     assert calibrated and ratio > 5
+
+
+def test_an_all_dynamic_system_prompt_moves_whole_and_leaves_nothing_empty() -> None:
+    now = promptcache.dynamic("Now: 10:00\n")
+    a = DefaultPlanner("safe").rewrite(
+        anth(), {"max_tokens": 5, "system": now, "messages": [{"role": "user", "content": "q"}]}
+    )
+    assert "system" not in a.body
+    assert a.body["messages"][0]["content"][-1]["text"] == "Now: 10:00\n"
+    o = DefaultPlanner("safe").rewrite(
+        oai(),
+        {
+            "model": "gpt-5.5",
+            "messages": [{"role": "system", "content": now}, {"role": "user", "content": "q"}],
+        },
+    )
+    assert o.body["messages"] == [
+        {"role": "user", "content": "q"},
+        {"role": "system", "content": "Now: 10:00\n"},
+    ]
+    r = DefaultPlanner("safe").rewrite(
+        oai(api=Api.OPENAI_RESPONSES), {"model": "gpt-5.5", "instructions": now, "input": "q"}
+    )
+    assert "instructions" not in r.body
+    assert r.body["input"][-1] == {"role": "developer", "content": "Now: 10:00\n"}

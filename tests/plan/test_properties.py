@@ -295,6 +295,7 @@ def test_no_provider_400_for_random_anthropic_requests(
     mode=MODES,
     model=st.sampled_from(["gpt-4.1", "gpt-5.5", "gpt-6.1-sol"]),
     key=st.booleans(),
+    responses=st.booleans(),
 )
 def test_no_provider_400_for_random_openai_requests(
     live: tuple[Emulator, Any, Any],
@@ -303,6 +304,7 @@ def test_no_provider_400_for_random_openai_requests(
     mode: str,
     model: str,
     key: bool,
+    responses: bool,
 ) -> None:
     emu, _, o = live
     msgs: list[Any] = [{"role": "system", "content": head[0] + "Rules. " * 300}]
@@ -310,7 +312,12 @@ def test_no_provider_400_for_random_openai_requests(
         msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
     msgs.pop()
     extra = {"prompt_cache_key": "mine"} if key else {}
-    o[mode].chat.completions.create(model=model, messages=msgs, **extra)
+    if responses:
+        o[mode].responses.create(
+            model=model, instructions=msgs[0]["content"], input=msgs[1:], **extra
+        )
+    else:
+        o[mode].chat.completions.create(model=model, messages=msgs, **extra)
     call = emu.calls[-1]
     assert call.status == 200
     assert not any(c in json.dumps(call.request_body, ensure_ascii=False) for c in MARK_CHARS)

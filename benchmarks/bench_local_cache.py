@@ -47,10 +47,34 @@ ITERATIONS = {"2k": 300, "20k": 120, "200k": 40}
 BUDGET_HIT = {"2k": 0.10, "20k": None, "200k": 0.05}
 BUDGET_MISS = 1.05
 BUDGET_IMPORT_MS = 100.0
-_WORDS = (
-    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
-    "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
-).split()
+_WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+]
 
 
 def _text(tokens: int) -> str:
@@ -137,6 +161,73 @@ def _measure(provider: str, size: str, emu: Emulator, n: int, run_id: str) -> di
     return results
 
 
+class _NullPlanner:
+    """Sends bodies as written (attributes the miss overhead to the transport alone)."""
+
+    def rewrite(self, info: Any, body: dict[str, Any]) -> Any:
+        from promptcache._hooks import Rewrite
+
+        return Rewrite(body)
+
+    def observe(self, info: Any, sent: Any, usage: Any) -> None:
+        return None
+
+    def rejected(self, info: Any, sent: Any, status: int, error_body: bytes) -> None:
+        return None
+
+
+class _NullAccountant:
+    def record_upstream(self, info: Any, body: bytes, *, status: int, complete: bool) -> Any:
+        return {}
+
+    def record_local_hit(self, info: Any, meta: Any) -> None:
+        return None
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "restructure off": {"restructure": "off"},
+    "memory store": {"store": "memory://"},
+    "transport only": {
+        "store": "memory://",
+        "planner": _NullPlanner(),
+        "accountant": _NullAccountant(),
+    },
+}
+
+
+def _miss_breakdown(
+    provider: str, size: str, emu: Emulator, n: int, run_id: str
+) -> dict[str, float]:
+    """Miss medians with parts of the default setup swapped out, bare call interleaved."""
+    system = _text(SIZES[size])
+    if provider == "openai":
+        bare: Any = openai.OpenAI(base_url=emu.openai_base_url, api_key="bench", max_retries=0)
+        make = _openai_kwargs
+
+        def call(client: Any, kwargs: dict[str, Any]) -> Any:
+            return client.chat.completions.create(**kwargs)
+
+    else:
+        bare = anthropic.Anthropic(base_url=emu.anthropic_base_url, api_key="bench", max_retries=0)
+        make = _anthropic_kwargs
+
+        def call(client: Any, kwargs: dict[str, Any]) -> Any:
+            return client.messages.create(**kwargs)
+
+    out = {"bare": _median_ms(lambda i: call(bare, make(system, f"b-{run_id}-{i}")), n)}
+    for name, options in VARIANTS.items():
+        pc = PromptCache(tempfile.mkdtemp(prefix="pc-bench-"), **options)
+        wrapped = pc.wrap(bare)
+        tag = f"{name}-{run_id}"
+        out[name] = _median_ms(
+            lambda i, w=wrapped, t=tag: call(w, make(system, f"{t}-{i}")),
+            n,
+        )
+        pc.close()
+    bare.close()
+    return out
+
+
 def _import_ms(runs: int = 7) -> float:
     code = (
         "import sys, time; t = time.perf_counter(); import promptcache; "
@@ -175,6 +266,12 @@ def main() -> int:
                 r = _measure(provider, size, emu, n, run_id)
                 rows.append((provider, size, n, r))
                 print(f"{provider:9} {size:>4}: {r}", file=sys.stderr)
+        breakdown = []
+        for provider in ("openai", "anthropic"):
+            for size in ("2k", "200k"):
+                n = max(5, ITERATIONS[size] // (10 if args.quick else 2))
+                breakdown.append((provider, size, _miss_breakdown(provider, size, emu, n, run_id)))
+                print(f"{provider:9} {size:>4} breakdown: {breakdown[-1][2]}", file=sys.stderr)
     import_ms = _import_ms()
     lines = [
         "# Local cache speed",
@@ -204,6 +301,24 @@ def main() -> int:
             f"| {api} | ~{size} tokens | {n} | {r['bare']:.2f} | {r['miss']:.2f} | "
             f"{r['hit']:.3f} | {miss_ratio:.3f}× | {hit_ratio:.3f}× | {budget} |"
         )
+    miss_by_key = {(p, z): r["miss"] / r["bare"] for p, z, _, r in rows}
+    lines += [
+        "",
+        "Where a miss's extra time goes (miss / bare; each column swaps out one part of the",
+        "default setup; measured in a second pass, so the default column may differ slightly):",
+        "",
+        '| API | prompt | default | restructure="off" | memory store | transport only |',
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for provider, size, b in breakdown:
+        api = "OpenAI chat" if provider == "openai" else "Anthropic messages"
+        cells = " | ".join(f"{b[name] / b['bare']:.3f}×" for name in VARIANTS)
+        lines.append(f"| {api} | ~{size} | {miss_by_key[(provider, size)]:.3f}× | {cells} |")
+    lines += [
+        "",
+        "*transport only* = memory store, planner and accountant replaced by no-op doubles: the",
+        "cost of keying, the fast path, single-flight and the extra http layer alone.",
+    ]
     ok_import = import_ms <= BUDGET_IMPORT_MS
     all_ok &= ok_import
     lines += [

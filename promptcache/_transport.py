@@ -359,7 +359,7 @@ class Engine:
         stream: bool,
         complete: bool,
     ) -> Entry | None:
-        """Record a call that reached the provider; return the entry to store, if any."""
+        """Record a call that reached the provider; return its entry when it may be cached."""
         self.upstream += 1
         meta: UsageMeta | None = self.accountant.record_upstream(
             call.info, body, status=status, complete=complete
@@ -367,8 +367,9 @@ class Engine:
         ok = 200 <= status < 300 and complete
         if ok and sent is not None:
             self.planner.observe(call.info, sent, meta)
-        if not (ok and call.key is not None and call.write):
+        if not (ok and call.key is not None and (call.read or call.write)):
             return None
+        # Built even when it will not be stored (read-only): waiting followers replay it.
         return Entry(
             verify=call.key.verify,
             status=status,
@@ -585,14 +586,13 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     def _live(
         self, request: httpx2.Request, upstream: httpx2.Response, body: bytes
     ) -> httpx2.Response:
-        headers = [*_response_headers(upstream.headers), (CACHE_HEADER, "miss")]
-        return httpx2.Response(
-            upstream.status_code,
-            headers=headers,
-            content=body,
-            request=request,
-            extensions=upstream.extensions,
+        # The upstream response is ours and already read (its content is decoded): hand it on
+        # with our headers rather than building another one.
+        upstream.headers = httpx2.Headers(
+            [*_response_headers(upstream.headers), (CACHE_HEADER, "miss")]
         )
+        upstream.request = request
+        return upstream
 
     def _live_stream(
         self, request: httpx2.Request, upstream: httpx2.Response, stream: _TeeStream
@@ -641,7 +641,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                 entry = engine.finish_upstream(
                     call, sent, status, headers, body, stream=True, complete=complete
                 )
-                if entry is not None and call.key is not None:
+                if entry is not None and call.key is not None and call.write:
                     engine.save(call.key, entry)
             finally:
                 if flight is not None:
@@ -661,7 +661,8 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         call = self._begin(request, api, request.read())
         engine = self.engine
         flight: Flight[Entry] | None = None
-        if call.key is not None:
+        # A bypassing call takes no part in single-flight: it wants its own fresh answer.
+        if call.key is not None and (call.read or call.write):
             key = call.key
             for attempt in range(3):
                 if call.read and not (attempt == 0 and call.looked_up):
@@ -741,7 +742,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             entry = engine.finish_upstream(
                 call, sent, upstream.status_code, headers, body, stream=False, complete=True
             )
-            if entry is not None and call.key is not None:
+            if entry is not None and call.key is not None and call.write:
                 engine.save(call.key, entry)
         finally:
             if flight is not None:
@@ -774,7 +775,8 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         call = self._begin(request, api, await request.aread())
         engine = self.engine
         flight: Flight[Entry] | None = None
-        if call.key is not None:
+        # A bypassing call takes no part in single-flight: it wants its own fresh answer.
+        if call.key is not None and (call.read or call.write):
             key = call.key
             for attempt in range(3):
                 if call.read and not (attempt == 0 and call.looked_up):
@@ -862,7 +864,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             entry = engine.finish_upstream(
                 call, sent, upstream.status_code, headers, body, stream=False, complete=True
             )
-            if entry is not None and call.key is not None:
+            if entry is not None and call.key is not None and call.write:
                 await self._asave(call.key, entry)
         finally:
             if flight is not None:

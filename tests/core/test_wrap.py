@@ -347,3 +347,58 @@ def test_module_level_wrap_uses_default_cache(
     assert served(emu) == 1
     assert isinstance(client, openai.OpenAI)
     _ = ANTHROPIC_MODEL
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (
+            lambda: anthropic.AnthropicBedrock(
+                aws_region="us-east-1", aws_access_key="AKID", aws_secret_key="s"
+            ),
+            "pass through untouched",
+        ),
+        (
+            lambda: openai.BedrockOpenAI(
+                aws_region="us-east-1", aws_access_key_id="AKID", aws_secret_access_key="s"
+            ),
+            "never restructured",
+        ),
+    ],
+    ids=["AnthropicBedrock", "BedrockOpenAI"],
+)
+def test_cloud_clients_say_what_is_supported(
+    make: Any, says: str, pc: PromptCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptcache import _wrap
+
+    monkeypatch.setattr(_wrap, "_warned", set())
+    bare = make()
+    with pytest.warns(promptcache.PromptCacheWarning, match=says):
+        wrapped = pc.wrap(bare)
+    assert type(wrapped) is type(bare)  # no fast-path subclass for signing clients
+    pc.wrap(bare)  # once per class: no second warning (warnings are errors here)
+    bare.close()
+
+
+@pytest.mark.parametrize("kind", ["OpenAI", "AsyncOpenAI"])
+async def test_responses_parse_and_async_chat_stream(
+    kind: str, emu: Emulator, pc: PromptCache
+) -> None:
+    client = pc.wrap(make_client(kind, emu))
+    ask: dict[str, Any] = {"model": OPENAI_MODEL, "input": "A city?", "text_format": Answer}
+    a = await _maybe(client.responses.parse(**ask))
+    b = await _maybe(client.responses.parse(**ask))
+    same(a, b)
+    assert isinstance(b.output_parsed, Answer) and b.output_parsed == a.output_parsed
+    finals = []
+    for _ in range(2):
+        manager = client.chat.completions.stream(**create_kwargs(kind, "manager"))
+        if kind.startswith("Async"):
+            async with manager as s:
+                finals.append(await s.get_final_completion())
+        else:
+            with manager as s:
+                finals.append(s.get_final_completion())
+    same(finals[0], finals[1])
+    assert served(emu) == 2

@@ -141,8 +141,12 @@ def place(
         total += p.chars / strategy.chars_per_token
         cum[i] = total
 
+    # Everything after the first dynamic position differs next time too (an assistant prefill
+    # after moved text, say): only what precedes it is a prefix worth writing.
+    first_dyn = next((i for i, p in enumerate(pos) if p.dynamic), n)
+
     def eligible(i: int) -> bool:
-        return pos[i].cacheable and not pos[i].dynamic and cum[i] >= strategy.min_tokens
+        return i < first_dyn and pos[i].cacheable and cum[i] >= strategy.min_tokens
 
     def last_eligible(upto: int, floor: int = 0) -> int | None:
         for i in range(min(upto, n - 1), floor - 1, -1):
@@ -150,7 +154,7 @@ def place(
                 return i
         return None
 
-    stable = [i for i in range(n) if not pos[i].dynamic]
+    stable = [i for i in range(first_dyn)]
     candidates: list[tuple[int, Ttl, str]] = []
 
     # C: the end of the stable content, when a later request will extend it.

@@ -222,9 +222,9 @@ def _sync_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., Any
             _remember(self, tkey, template)
         engine = transport.engine
         call = engine.prepare_body(template.keyer, _body(kwargs), current_policy(transport.policy))
-        if call is None or call.key is None:
+        if call is None:
             return original(self, **kwargs)
-        if call.read:
+        if call.read and call.key is not None:
             entry = engine.lookup(call.key)
             if entry is not None:
                 engine.fast_hits += 1
@@ -256,9 +256,9 @@ def _async_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., An
             _remember(self, tkey, template)
         engine = transport.engine
         call = engine.prepare_body(template.keyer, _body(kwargs), current_policy(transport.policy))
-        if call is None or call.key is None:
+        if call is None:
             return await original(self, **kwargs)
-        if call.read:
+        if call.read and call.key is not None:
             if engine.blocking:
                 entry = await asyncio.to_thread(engine.lookup, call.key)
             else:

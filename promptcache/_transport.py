@@ -37,7 +37,7 @@ from promptcache._api import Api, RequestInfo, route
 from promptcache._attribution import current_attribution
 from promptcache._errors import RewriteWarning, StoreError, StoreWarning
 from promptcache._hooks import Rewrite, UsageMeta
-from promptcache._json import dumps
+from promptcache._json import canonical, dumps, loads
 from promptcache._keys import (
     OPT_OUT_HEADER,
     CacheKey,
@@ -236,7 +236,13 @@ class Engine:
         key: CacheKey | None = None
         body: dict[str, Any] | None = None
         try:
-            key, body = request_key_from_bytes(keyer.namespace, api, content, keyer.answer_headers)
+            if self.store is not None:
+                key, body = request_key_from_bytes(
+                    keyer.namespace, api, content, keyer.answer_headers
+                )
+            else:
+                parsed = loads(content)
+                body = parsed if isinstance(parsed, dict) else None
         except (TypeError, ValueError):
             key, body = None, None
         return self.classify(keyer, key, body, policy)
@@ -269,8 +275,12 @@ class Engine:
 
     def prepare_body(self, keyer: Keyer, body: dict[str, Any], policy: PolicyName) -> Call | None:
         """Key a call from the user's arguments (fast path); ``None`` if they are not JSON."""
+        key: CacheKey | None = None
         try:
-            key = request_key(keyer.namespace, keyer.api, body, keyer.answer_headers)
+            if self.store is not None:
+                key = request_key(keyer.namespace, keyer.api, body, keyer.answer_headers)
+            else:  # nothing to look up: only make sure the SDK would send exactly this
+                canonical(body)
         except TypeError:
             return None
         return self.classify(keyer, key, body, policy)

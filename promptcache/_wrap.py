@@ -443,9 +443,8 @@ def _default_cache() -> PromptCache:
 def wrap(client: C, *, policy: PolicyName = "default") -> C:
     """Wrap an SDK client with the default :class:`PromptCache` (see :meth:`PromptCache.wrap`).
 
-    >>> import promptcache
-    >>> promptcache.wrap  # doctest: +ELLIPSIS
-    <function wrap at ...>
+    The default cache lives in ``$PROMPTCACHE_DIR`` (else the user cache directory) and is
+    created on first use; ``client = promptcache.wrap(openai.OpenAI())`` is all it takes.
     """
     return _default_cache().wrap(client, policy=policy)
 

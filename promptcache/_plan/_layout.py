@@ -38,6 +38,8 @@ MARK_CHARS: Final = (S_OPEN, S_CLOSE, D_OPEN, D_CLOSE)
 _STRIP_TABLE: Final = {ord(c): None for c in MARK_CHARS}
 _TOKEN_RE: Final = re.compile(f"([{S_OPEN}{S_CLOSE}{D_OPEN}{D_CLOSE}])")
 
+_MAX_BIND: Final = 200
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -126,23 +128,27 @@ def split_marked(text: str) -> list[Piece]:
     """Split marked text into runs, binding each dynamic span to the rest of its line.
 
     Unmarked text on the same line as a dynamic span (up to and including the line's newline)
-    joins the span, so a label such as ``"Time: "`` moves with its value. Static and plain runs
+    joins the span, so a label such as ``"Time: "`` moves with its value — unless the span
+    already starts or ends its line, or the rest of the line is longer than 200 characters
+    (then it is prose, not a label). Static and plain runs
     stay where they are. Concatenating the returned texts gives ``strip_marks(text)``.
     """
     raw = _raw_pieces(text)
     for i, p in enumerate(raw):
         if p.kind != "dynamic":
             continue
-        if i > 0 and raw[i - 1].kind == "plain":
+        if i > 0 and raw[i - 1].kind == "plain" and not p.text.startswith("\n"):
             left = raw[i - 1]
             cut = left.text.rfind("\n") + 1
-            p.text = left.text[cut:] + p.text
-            left.text = left.text[:cut]
-        if i + 1 < len(raw) and raw[i + 1].kind == "plain":
+            if len(left.text) - cut <= _MAX_BIND:
+                p.text = left.text[cut:] + p.text
+                left.text = left.text[:cut]
+        if i + 1 < len(raw) and raw[i + 1].kind == "plain" and not p.text.endswith("\n"):
             right = raw[i + 1]
             cut = right.text.find("\n") + 1 or len(right.text)
-            p.text += right.text[:cut]
-            right.text = right.text[cut:]
+            if cut <= _MAX_BIND:
+                p.text += right.text[:cut]
+                right.text = right.text[cut:]
     merged: list[Piece] = []
     for p in raw:
         if not p.text:

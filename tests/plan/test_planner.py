@@ -375,3 +375,18 @@ def test_an_all_dynamic_system_prompt_moves_whole_and_leaves_nothing_empty() -> 
     )
     assert "instructions" not in r.body
     assert r.body["input"][-1] == {"role": "developer", "content": "Now: 10:00\n"}
+
+
+def test_nothing_after_moved_text_is_written_with_an_assistant_prefill() -> None:
+    body = {
+        "max_tokens": 5,
+        "system": promptcache.dynamic("Now: 10:00\n") + LONG,
+        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "Sure:"}],
+    }
+    out = DefaultPlanner("safe").rewrite(anth(), body).body
+    user, prefill = out["messages"]
+    assert user["content"][-1]["text"] == "Now: 10:00\n"
+    assert "cache_control" not in json.dumps(user["content"][-1]) and isinstance(
+        prefill["content"], str
+    )
+    assert breakpoints(out) == [".system[0]", ".messages[0].content[0]"]  # none after the tail

@@ -390,3 +390,19 @@ def test_nothing_after_moved_text_is_written_with_an_assistant_prefill() -> None
         prefill["content"], str
     )
     assert breakpoints(out) == [".system[0]", ".messages[0].content[0]"]  # none after the tail
+
+
+def test_auto_moves_a_line_seen_changing_twice_between_calls() -> None:
+    p = DefaultPlanner("auto")
+    moods = ["calm", "busy", "quiet", "hectic", "sleepy"]
+    firsts = []
+    for mood in moods:
+        body = {
+            "max_tokens": 5,
+            "system": f"Office mood: {mood} today\n" + LONG,
+            "messages": [{"role": "user", "content": "q"}],
+        }
+        out = p.rewrite(anth(), body).body
+        firsts.append(out["system"][0]["text"].startswith("Office mood"))
+    # seen changing on calls 2 and 3: moved from call 3 on (one edit alone is not enough)
+    assert firsts == [True, True, False, False, False]

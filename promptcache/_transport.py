@@ -8,7 +8,9 @@ event hooks and certificates still apply.
 For a generating route (``route()``) the flow is:
 
 1. key the body the SDK serialised (``_keys.request_key_from_bytes``), under a namespace of
-   provider, base URL, a salted fingerprint of the credential and the user's namespace;
+   provider, base URL, a salted fingerprint of the credential and the user's namespace — or,
+   for a call the fast path (``_fastpath.py``) already keyed and planned on the user's
+   arguments, take that call as it was parked (no second parse of the body);
 2. if the request is cacheable and the policy allows, look it up; a verified entry is replayed
    as bytes (status, headers, body; SSE byte for byte) and the SDK builds its own objects;
 3. otherwise join the single-flight for the key; the leader asks the planner for a rewrite,
@@ -60,8 +62,8 @@ __all__ = ["CACHE_HEADER", "TICKET_HEADER", "Call", "Engine", "Keyer", "PromptCa
 
 #: Response header telling whether an answer was replayed (``hit``) or fetched (``miss``).
 CACHE_HEADER: Final = "x-promptcache"
-#: Private request header by which the pre-SDK fast path hands its precomputed key to the
-#: transport (``"<key>\n<verify>"``); always stripped before a request leaves.
+#: Private request header naming a call the pre-SDK fast path already keyed and planned
+#: (:meth:`Engine.register`); always stripped before a request leaves.
 TICKET_HEADER: Final = "x-promptcache-ticket"
 
 # Response headers never stored or replayed: hop-by-hop, encoding (bodies are stored decoded)
@@ -83,13 +85,15 @@ _DROP_RESPONSE: Final = frozenset(
     }
 )
 # Bytes that end a complete stream, per API. The openai SDK closes a chat stream at
-# ``[DONE]`` without reading on, so "the server closed the stream" cannot be the test.
+# ``[DONE]`` without reading on, so "the server closed the stream" cannot be the test. Each
+# marker starts with a newline: JSON escapes newlines, so model text inside a ``data:`` line
+# can never fake one.
 _STREAM_END: Final[dict[Api, tuple[bytes, ...]]] = {
-    Api.OPENAI_CHAT: (b"data: [DONE]",),
-    Api.OPENAI_RESPONSES: (b"event: response.completed", b"event: response.incomplete"),
-    Api.ANTHROPIC_MESSAGES: (b"event: message_stop",),
+    Api.OPENAI_CHAT: (b"\ndata: [DONE]",),
+    Api.OPENAI_RESPONSES: (b"\nevent: response.completed", b"\nevent: response.incomplete"),
+    Api.ANTHROPIC_MESSAGES: (b"\nevent: message_stop",),
 }
-_STREAM_ERROR: Final = (b"event: error", b"event: response.failed")
+_STREAM_ERROR: Final = (b"\nevent: error", b"\nevent: response.failed")
 _FLIGHT_TIMEOUT: Final = 300.0
 
 
@@ -471,7 +475,7 @@ class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
         self._done_cb = done
         self._adone_cb = adone
         self._chunks: list[bytes] = []
-        self._tail = b""
+        self._tail = b"\n"  # so that a marker opening the stream matches too
         self._ended = False
         self._finished = False
         self._it: Iterator[bytes] | None = None
@@ -488,7 +492,8 @@ class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
 
     def _result(self, error: bool) -> tuple[bytes, bool]:
         body = b"".join(self._chunks)
-        complete = self._ended and not error and not any(e in body for e in _STREAM_ERROR)
+        framed = b"\n" + body
+        complete = self._ended and not error and not any(e in framed for e in _STREAM_ERROR)
         return body, complete
 
     def _finish(self, error: bool = False) -> None:

@@ -7,11 +7,13 @@ the same events in the same order as the live one (never one aggregated chunk).
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx2
 import openai
 import pytest
 
@@ -173,4 +175,47 @@ def test_stream_and_non_stream_are_different_entries(emu: Emulator, pc_dir: Path
     list(client.chat.completions.create(**kwargs, stream=True))
     client.chat.completions.create(**kwargs)
     assert served(emu) == 2
+    pc.close()
+
+
+class _Sse(httpx2.SyncByteStream):
+    def __init__(self, frames: list[bytes]) -> None:
+        self.frames = frames
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.frames
+
+
+def _chunk(text: str) -> bytes:
+    data = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+    }
+    return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_end_marker_inside_model_text_does_not_count(finished: bool, pc_dir: Path) -> None:
+    frames = [_chunk("an SSE stream ends with\ndata: [DONE]"), _chunk(" like that")]
+    if finished:
+        frames.append(b"data: [DONE]\n\n")
+    served_count = 0
+
+    def reply(request: httpx2.Request) -> httpx2.Response:
+        nonlocal served_count
+        served_count += 1
+        return httpx2.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=_Sse(list(frames))
+        )
+
+    pc = PromptCache(pc_dir, planner=RecordingPlanner(), accountant=RecordingAccountant())
+    http = httpx2.Client(transport=httpx2.MockTransport(reply))
+    client = pc.wrap(openai.OpenAI(base_url="http://up.test/v1", api_key="k", http_client=http))
+    for _ in range(2):
+        chunks = list(client.chat.completions.create(**create_kwargs("OpenAI"), stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks).endswith("like that")
+    assert served_count == (1 if finished else 2)
     pc.close()

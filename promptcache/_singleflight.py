@@ -44,6 +44,11 @@ class Flight(Generic[T]):
         self._done.wait(timeout)
         return self.result
 
+    @property
+    def done(self) -> bool:
+        """Whether the leader has finished (successfully or not)."""
+        return self._done.is_set()
+
     def stalled(self, stall: float) -> bool:
         """Whether a streaming leader has not moved for ``stall`` seconds."""
         return self.streaming and time.monotonic() - self.progress > stall
@@ -109,6 +114,15 @@ class SingleFlight(Generic[T]):
                 del self._flights[flight.key]
             flight._finish(result)
 
+    def abandon(self, flight: Flight[T]) -> None:
+        """Forget a flight whose leader stalled, so the next caller leads a new one.
+
+        The old leader may still finish; it then wakes only the followers it still has.
+        """
+        with self._lock:
+            if self._flights.get(flight.key) is flight:
+                del self._flights[flight.key]
+
     async def wait_async(self, flight: Flight[T], timeout: float | None) -> T | None:
         """Async follower wait (see :meth:`Flight.wait_async`)."""
         return await flight.wait_async(timeout, self._lock)
@@ -123,7 +137,7 @@ class SingleFlight(Generic[T]):
             if remaining <= 0:
                 return None
             result = await flight.wait_async(min(_SLICE, remaining), self._lock)
-            if flight._done.is_set():
+            if flight.done:
                 return result
             if flight.stalled(stall):
                 return None

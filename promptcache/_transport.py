@@ -701,6 +701,9 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                             return _replay(entry, request)
                     break
                 entry = flight.wait_progress(engine.flight_timeout, engine.stream_stall)
+                if not flight.done:
+                    # A stalled or lost leader (a stream nobody reads): stop queueing behind it.
+                    engine.flights.abandon(flight)
                 flight = None
                 if entry is not None:
                     engine.record_hit(call, entry)
@@ -816,6 +819,8 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                 entry = await engine.flights.wait_progress_async(
                     flight, engine.flight_timeout, engine.stream_stall
                 )
+                if not flight.done:
+                    engine.flights.abandon(flight)
                 flight = None
                 if entry is not None:
                     engine.record_hit(call, entry)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import openai
 import pytest
 
+import promptcache
 from promptcache._singleflight import SingleFlight
 from promptcache._wrap import PromptCache
 from promptcache.testing import Emulator, LatencyModel
@@ -137,3 +140,24 @@ async def test_registry_wakes_async_followers_from_another_thread() -> None:
     assert await flights.wait_async(flight, 1) == "done"
     other, _ = flights.join("other")
     assert await flights.wait_async(other, 0.01) is None
+
+
+def test_lost_stream_leader_is_abandoned(slow_emu: Emulator, pc: PromptCache) -> None:
+    client = pc.wrap(make_client("OpenAI", slow_emu))
+    kwargs = create_kwargs("OpenAI", "lost leader", stream=True)
+    lost = client.chat.completions.create(**kwargs)  # leads a flight, never read
+
+    def read_all() -> list[Any]:
+        return [e.model_dump() for e in client.chat.completions.create(**kwargs)]
+
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(read_all).result(10)  # waits for the stall, then goes itself
+    with promptcache.refresh(), ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        second = pool.submit(contextvars.copy_context().run, read_all).result(10)
+        # No queueing behind the dead flight again: straight upstream (0.3 s latency).
+        assert time.monotonic() - started < 0.9
+    assert len(first) == len(second)
+    assert served(slow_emu) == 3
+    assert len(pc.engine.flights) == 0  # the dead flight was dropped, not kept forever
+    lost.close()

@@ -46,12 +46,26 @@ def pc_for(
     )
 
 
+_OPEN: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def claude(emu: Emulator, pc: promptcache.PromptCache) -> anthropic.Anthropic:
-    return pc.wrap(anthropic.Anthropic(base_url=emu.anthropic_base_url, api_key="x", max_retries=0))
+    raw = anthropic.Anthropic(base_url=emu.anthropic_base_url, api_key="x", max_retries=0)
+    _OPEN.extend([raw, pc])
+    return pc.wrap(raw)
 
 
 def gpt(emu: Emulator, pc: promptcache.PromptCache) -> openai.OpenAI:
-    return pc.wrap(openai.OpenAI(base_url=emu.openai_base_url, api_key="x", max_retries=0))
+    raw = openai.OpenAI(base_url=emu.openai_base_url, api_key="x", max_retries=0)
+    _OPEN.extend([raw, pc])
+    return pc.wrap(raw)
 
 
 def test_each_turn_reads_what_the_previous_turn_wrote(

@@ -261,6 +261,9 @@ def live() -> Iterator[tuple[Emulator, Any, Any]]:
             for m, pc in pcs.items()
         }
         yield emu, a, o
+        clients: list[Any] = [*a.values(), *o.values()]
+        for client in clients:
+            client.close()
         for pc in pcs.values():
             pc.close()
 

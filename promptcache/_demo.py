@@ -76,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
         directory = Path(args.dir) if args.dir else Path(tmp)
         with Emulator(latency=latency) as emu:
             print(f"Emulator serving OpenAI and Anthropic on {emu.anthropic_base_url}\n")
-            pc = promptcache.PromptCache(directory=directory)
+            # The emulator plays api.openai.com, so let the planner treat it as OpenAI itself
+            # (by default a loopback URL counts as an OpenAI-compatible endpoint).
+            pc = promptcache.PromptCache(
+                directory=directory, openai=promptcache.OpenAIOptions(endpoint="openai")
+            )
 
             bare = anthropic.Anthropic(base_url=emu.anthropic_base_url, api_key="demo")
             wrapped = pc.wrap(anthropic.Anthropic(base_url=emu.anthropic_base_url, api_key="demo"))

@@ -12,7 +12,7 @@ as medians over many iterations and as ratios to ``bare``, for OpenAI Chat Compl
 Anthropic Messages; plus ``import promptcache`` in a fresh interpreter (no SDK imported).
 Budgets (DESIGN §9): hit <= 0.10x at 2k and <= 0.05x at 200k; miss <= 1.05x; import <= 100 ms.
 
-    python benchmarks/bench_local_cache.py [--quick]
+    python benchmarks/bench_local_cache.py [--quick] [--check]
 
 Prints a markdown table and writes it to ``benchmarks/results/local_cache.md``.
 """
@@ -253,6 +253,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     parser.add_argument(
+        "--check", action="store_true", help="exit with status 1 when a budget is over"
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "local_cache.md"
     )
     args = parser.parse_args()
@@ -332,7 +335,7 @@ def main() -> int:
     if not args.quick:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(table)
-    return 0 if all_ok else 1
+    return 1 if args.check and not all_ok else 0
 
 
 if __name__ == "__main__":

@@ -16,8 +16,11 @@ on a one-field body, so namespace and answer headers are those the transport wou
 The fast path steps aside (calling the SDK's method unchanged) whenever it cannot be sure to
 match the SDK: positional arguments, ``extra_*`` arguments, header-valued parameters, values
 that are not plain JSON, custom auth flows, or a client whose http client is not ours. On a
-miss it calls the SDK with a private header carrying the key, so the transport does not key
-the body a second time.
+miss it asks the planner for the body to send (on the user's dict, before the SDK serialises
+it), parks the keyed and planned call with the engine and calls the SDK's method with a
+private header naming it, so the transport neither parses nor keys the body again. With
+``PROMPTCACHE_CHECK_KEYS=1`` the transport re-keys the bytes the SDK sent and raises if the
+two keys differ (the tests run that way).
 """
 
 from __future__ import annotations

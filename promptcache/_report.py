@@ -195,10 +195,12 @@ def render(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> None:
             if rest:
                 # The replaced calls' own provider-cache discount: hits avoided the discounted
                 # price, and without provider caching they would have cost that much more.
+                sign = "+" if rest > 0 else "-"
                 notes.append(
                     f"  = {_money(total.saved_by_provider_cache)} by provider caching"
                     f" + {_money(total.avoided_by_local_hits)} avoided by local hits"
-                    f" + {_money(rest)} provider-cache discount those hits would have needed."
+                    f" {sign} {_money(abs(rest))} that provider caching had saved on the calls"
+                    " the local hits replaced."
                 )
     if total.unknown_cost_requests:
         notes.append(

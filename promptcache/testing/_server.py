@@ -64,6 +64,9 @@ class _ArmedFault:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The stdlib default backlog of 5 drops connections when an async client opens a burst of
+    # them, and the SDK's retry then stalls for a second: real provider front ends don't.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         self.emulator = emulator

@@ -412,6 +412,17 @@ class Engine:
         """Whether store calls do I/O (the async driver then runs them in a worker thread)."""
         return self.store is not None and self.store.blocking
 
+    def idle_soon(self) -> None:
+        """Tell the store's writer thread that this thread is about to wait on the network."""
+        store = self.store
+        if store is not None and store.writer is not None:
+            store.writer.kick()
+
+    @property
+    def writes_behind(self) -> bool:
+        """Whether saving usually only queues the entry (no I/O: fine on the event loop)."""
+        return self.store is not None and self.store.writes_behind
+
 
 def _replay(entry: Entry, request: httpx2.Request) -> httpx2.Response:
     headers = [*entry.headers, (CACHE_HEADER, "hit")]
@@ -599,13 +610,15 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         return _rebuild(request, dumps(sent.body))
 
     def _live(
-        self, request: httpx2.Request, upstream: httpx2.Response, body: bytes
+        self,
+        request: httpx2.Request,
+        upstream: httpx2.Response,
+        headers: list[tuple[str, str]],
     ) -> httpx2.Response:
         # The upstream response is ours and already read (its content is decoded): hand it on
-        # with our headers rather than building another one.
-        upstream.headers = httpx2.Headers(
-            [*_response_headers(upstream.headers), (CACHE_HEADER, "miss")]
-        )
+        # with our headers rather than building another one. ``headers`` are the ones kept for
+        # the entry (``_response_headers``), computed once.
+        upstream.headers = httpx2.Headers([*headers, (CACHE_HEADER, "miss")])
         upstream.request = request
         return upstream
 
@@ -724,6 +737,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     ) -> httpx2.Response:
         engine = self.engine
         sent = call.sent if call.planned else engine.plan(call)
+        engine.idle_soon()
         upstream = inner.send(self._outgoing(request, sent), stream=True)
         if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
             error_body = upstream.read()
@@ -755,8 +769,8 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     ) -> httpx2.Response:
         engine = self.engine
         entry: Entry | None = None
+        headers = _response_headers(upstream.headers)
         try:
-            headers = _response_headers(upstream.headers)
             entry = engine.finish_upstream(
                 call, sent, upstream.status_code, headers, body, stream=False, complete=True
             )
@@ -765,7 +779,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         finally:
             if flight is not None:
                 engine.flights.finish(flight, entry)
-        return self._live(request, upstream, body)
+        return self._live(request, upstream, headers)
 
     def close(self) -> None:
         """Nothing to release: the inner client belongs to the user."""
@@ -778,7 +792,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         return self.engine.lookup(key)
 
     async def _asave(self, key: CacheKey, entry: Entry) -> None:
-        if self.engine.blocking:
+        if self.engine.blocking and not self.engine.writes_behind:
             await asyncio.to_thread(self.engine.save, key, entry)
         else:
             self.engine.save(key, entry)
@@ -841,6 +855,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     ) -> httpx2.Response:
         engine = self.engine
         sent = call.sent if call.planned else engine.plan(call)
+        engine.idle_soon()
         upstream = await inner.send(self._outgoing(request, sent), stream=True)
         if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
             error_body = await upstream.aread()
@@ -855,7 +870,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             sync_done = self._stream_done(call, sent, upstream.status_code, headers, flight)
 
             async def adone(body: bytes, complete: bool) -> None:
-                if engine.blocking:
+                if engine.blocking and not (call.write and engine.writes_behind):
                     await asyncio.to_thread(sync_done, body, complete)
                 else:
                     sync_done(body, complete)
@@ -879,8 +894,8 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     ) -> httpx2.Response:
         engine = self.engine
         entry: Entry | None = None
+        headers = _response_headers(upstream.headers)
         try:
-            headers = _response_headers(upstream.headers)
             entry = engine.finish_upstream(
                 call, sent, upstream.status_code, headers, body, stream=False, complete=True
             )
@@ -889,7 +904,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         finally:
             if flight is not None:
                 engine.flights.finish(flight, entry)
-        return self._live(request, upstream, body)
+        return self._live(request, upstream, headers)
 
     async def aclose(self) -> None:
         """Nothing to release: the inner client belongs to the user."""

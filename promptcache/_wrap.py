@@ -122,6 +122,16 @@ class _NoStore:
         return None
 
 
+def _write_behind_setting() -> bool | None:
+    """``$PROMPTCACHE_WRITE_BEHIND``: ``1`` writes entries behind, ``0`` never; unset: per store."""
+    value = os.environ.get("PROMPTCACHE_WRITE_BEHIND", "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
 def _sdk_of(client: Any) -> str:
     for klass in type(client).__mro__:
         root = klass.__module__.split(".", 1)[0]
@@ -239,7 +249,9 @@ class PromptCache:
                             stacklevel=3,
                         )
                         inner = _NoStore()
-                    self._store = SafeStore(inner, strict=self.strict)
+                    self._store = SafeStore(
+                        inner, strict=self.strict, write_behind=_write_behind_setting()
+                    )
         return self._store
 
     @property

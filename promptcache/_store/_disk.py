@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,14 @@ from promptcache._store._base import StoreStats
 
 __all__ = ["DiskStore"]
 
+# Columns as diskcache's ``Cache.set`` writes them for a str key and a small bytes value
+# (raw key, value kept in the row: size 0, MODE_RAW, no file, no tag).
+_INSERT_NEW = (
+    "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size,"
+    " mode, filename, value) VALUES (?, 1, ?, ?, ?, 0, NULL, 0, 1, NULL, ?)"
+    " ON CONFLICT(key, raw) DO NOTHING"
+)
+_CULL_EVERY = 32
 _EVICTION = ("least-recently-used", "least-recently-stored", "least-frequently-used")
 
 
@@ -62,6 +71,13 @@ class DiskStore:
     """
 
     blocking = True
+    #: Not written behind by default (``PROMPTCACHE_WRITE_BEHIND=1`` turns it on; diskcache gives
+    #: each thread its own connection, so it is safe). Measured on a miss against a loopback
+    #: server it was slower, not faster: the writer's Python competes with the caller for the
+    #: GIL while the response comes in, and a write on another connection empties the caller's
+    #: SQLite page cache, so the next lookup pays it back. A one-statement insert (``set``)
+    #: is the cheaper cut.
+    write_behind = False
 
     def __init__(
         self,
@@ -90,6 +106,9 @@ class DiskStore:
         )
         self.hits = 0
         self.misses = 0
+        self._fast_writes = 0
+        self._volume = int(self._cache.volume())
+        self._small = int(self._cache.disk_min_file_size)
 
     def get(self, key: str) -> bytes | None:
         """Return the bytes under ``key``, or ``None``."""
@@ -106,7 +125,25 @@ class DiskStore:
 
     def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
         """Store bytes under ``key`` for ``ttl`` seconds (``None``: until evicted)."""
-        self._cache.set(key, value, expire=ttl, retry=False)
+        cache = self._cache
+        if type(value) is bytes and type(key) is str and len(value) < self._small:
+            # The common write (a new key, a value kept in the row) as one statement instead
+            # of diskcache's transaction of five (about 25 µs less per miss); diskcache's own
+            # triggers keep its entry count and volume. An existing key (DO NOTHING: rowcount
+            # 0) takes diskcache's path, which also removes the old value's file if it had one.
+            now = time.time()
+            expire = None if ttl is None else now + ttl
+            if cache._con.execute(_INSERT_NEW, (key, now, expire, now, value)).rowcount == 1:
+                self._fast_writes += 1
+                # Eviction as diskcache does it, but only when due: when the volume may be over
+                # the limit (last measured volume plus what we added since: measuring costs
+                # about 25 µs) and every _CULL_EVERY writes (expired rows, other processes).
+                self._volume += len(value) + len(key) + 64
+                if self._fast_writes % _CULL_EVERY == 0 or self._volume > cache.size_limit:
+                    cache.cull(retry=False)
+                    self._volume = int(cache.volume())
+                return
+        cache.set(key, value, expire=ttl, retry=False)
 
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
@@ -132,6 +169,10 @@ class DiskStore:
             location=str(self.directory),
             backend="disk",
         )
+
+    def release_thread(self) -> None:
+        """Close the calling thread's SQLite connection (a writer thread that ends calls it)."""
+        self._cache.close()
 
     def close(self) -> None:
         """Close the SQLite connection."""

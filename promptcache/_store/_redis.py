@@ -39,6 +39,9 @@ class RedisStore:
     """
 
     blocking = True
+    #: Written behind by default: a write is a network round trip, during which a writer thread
+    #: holds no GIL (redis-py clients are thread-safe, with a connection pool).
+    write_behind = True
 
     def __init__(self, client: redis.Redis[bytes], *, location: str = "redis://") -> None:
         self._client = client

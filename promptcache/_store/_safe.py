@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from promptcache._errors import StoreError, StoreWarning
 from promptcache._store._base import Store, StoreStats
 from promptcache._store._entry import CorruptEntryError, Entry, decode_entry, encode_entry
+from promptcache._store._writebehind import WriteBehind
 
 if TYPE_CHECKING:
     from promptcache._keys import CacheKey
@@ -23,16 +24,47 @@ class SafeStore:
     Redis that is down) emits a :class:`~promptcache.StoreWarning` and the operation behaves as
     a miss or a no-op. With ``strict=True`` it raises :class:`~promptcache.StoreError` from the
     original exception instead.
+
+    Response entries (:meth:`put_entry`) are written behind by a background thread when the
+    backend asks for it (a ``write_behind = True`` attribute: the Redis store) or
+    ``write_behind=True`` is passed, unless ``strict`` is on (a failed write must then raise at
+    the call that wrote). Queued entries are served from memory to this process at once and
+    reach the store a moment later (:meth:`flush` waits for them); a failed write is
+    reported, as a warning, by the next call on this object.
     """
 
-    def __init__(self, inner: Store, *, strict: bool = False) -> None:
+    def __init__(
+        self, inner: Store, *, strict: bool = False, write_behind: bool | None = None
+    ) -> None:
         self.inner = inner
         self.strict = strict
+        if write_behind is None:
+            write_behind = getattr(inner, "write_behind", False) is True
+        # Strict means a failed write raises at the call that wrote: always synchronous then.
+        write_behind = write_behind and not strict
+        self.writer: WriteBehind | None = WriteBehind(inner) if write_behind else None
 
     @property
     def blocking(self) -> bool:
         """Whether calls do I/O (async callers then run them in a worker thread)."""
         return bool(getattr(self.inner, "blocking", True))
+
+    @property
+    def writes_behind(self) -> bool:
+        """Whether :meth:`put_entry` usually returns without doing I/O."""
+        return self.writer is not None
+
+    def _report(self) -> None:
+        """Turn writes that failed in the background into warnings (or raise when strict)."""
+        if self.writer is not None and self.writer.errors:
+            for exc in self.writer.take_errors():
+                self._fail("write", exc)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every entry queued for writing is in the store (and report failures)."""
+        if self.writer is not None:
+            self.writer.flush(timeout)
+            self._report()
 
     def _fail(self, action: str, exc: BaseException) -> None:
         if self.strict:
@@ -62,6 +94,7 @@ class SafeStore:
 
     def delete(self, key: str) -> None:
         """Remove ``key``; a failure is a warning (or :class:`StoreError` when strict)."""
+        self.flush()  # a queued write must not bring the entry back afterwards
         try:
             self.inner.delete(key)
         except Exception as exc:
@@ -69,6 +102,7 @@ class SafeStore:
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every key starting with ``prefix``; ``0`` if the backend cannot or failed."""
+        self.flush()
         try:
             fn = getattr(self.inner, "delete_prefix", None)
             if fn is None:
@@ -80,6 +114,7 @@ class SafeStore:
 
     def clear(self) -> int:
         """Remove every entry; ``0`` on failure."""
+        self.flush()
         try:
             return self.inner.clear()
         except Exception as exc:
@@ -88,6 +123,7 @@ class SafeStore:
 
     def stats(self) -> StoreStats:
         """Return the inner store's stats (zeros on failure)."""
+        self.flush()
         try:
             return self.inner.stats()
         except Exception as exc:
@@ -95,7 +131,10 @@ class SafeStore:
             return StoreStats(0, 0, 0, 0, repr(self.inner), "unavailable")
 
     def close(self) -> None:
-        """Close the inner store; a failure is a warning."""
+        """Write what is queued, then close the inner store; a failure is a warning."""
+        if self.writer is not None:
+            self.writer.close()
+            self._report()
         try:
             self.inner.close()
         except Exception as exc:
@@ -104,6 +143,9 @@ class SafeStore:
     def discard(self, key: str, error: BaseException) -> None:
         """Drop an entry found unusable (``error`` says why): warn, or raise when strict."""
         # If deleting fails too, the warning below already reports the store as broken.
+        if self.writer is not None:
+            self.writer.forget(key)
+            self.writer.flush()
         with contextlib.suppress(Exception):
             self.inner.delete(key)
         self._fail(f"read a usable entry for {key!r}", error)
@@ -116,6 +158,13 @@ class SafeStore:
         A corrupt entry is deleted and reported (warning, or :class:`StoreError` when strict);
         an entry whose verify digest differs (a hash collision) is a silent miss.
         """
+        writer = self.writer
+        if writer is not None:
+            if writer.errors:
+                self._report()
+            pending = writer.get(key.key)
+            if pending is not None:
+                return pending if pending.verify == key.verify else None
         data = self.get(key.key)
         if data is None:
             return None
@@ -132,7 +181,14 @@ class SafeStore:
         """Encode and store an entry (its ``verify`` must be ``key.verify``)."""
         if entry.verify != key.verify:
             raise ValueError("entry.verify must equal key.verify")
-        self.set(key.key, encode_entry(entry), ttl=ttl)
+        data = encode_entry(entry)  # here, so an entry that cannot be encoded raises here
+        writer = self.writer
+        if writer is not None:
+            if writer.errors:
+                self._report()
+            if writer.submit(key.key, entry, data, ttl):
+                return
+        self.set(key.key, data, ttl=ttl)
 
     def __repr__(self) -> str:
         return f"SafeStore({self.inner!r}, strict={self.strict})"

@@ -122,6 +122,7 @@ def test_two_clients_share_entries(store: RedisStore, redis_url: str) -> None:
     key = CacheKey("v1|openai|u|t=a|ns=default:abc", "v" * 32)
     entry = Entry("v" * 32, 200, (("content-type", "application/json"),), b"{}", False, None, 1.0)
     a.put_entry(key, entry, ttl=60)
+    a.flush()  # written behind: another client sees it once the writer got to it
     assert b.get_entry(key) == entry
     a.close()
     b.close()

@@ -1,0 +1,237 @@
+"""Write-behind for response entries: a miss hands its entry to a writer thread and returns.
+
+Storing an entry in the default disk store costs a SQLite transaction (and an occasional cull)
+— about 100 µs, as much as the rest of a miss's own overhead. :class:`WriteBehind` takes the
+encoded entry, keeps the decoded one in an in-memory *pending* map (so a lookup in this process
+sees it at once) and lets one daemon thread write it. The writer drains continuously, so other
+processes sharing the store see the entry a moment later; :meth:`WriteBehind.flush` (called by
+``SafeStore.flush``/``close`` and at interpreter exit) waits until everything queued is written.
+
+A failed write is kept and reported on the caller's thread by the next store operation (as a
+``StoreWarning``, like a synchronous failure), never raised or warned inside the writer. When
+the queue is full, :meth:`WriteBehind.submit` refuses and the caller writes synchronously.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from promptcache._store._base import Store
+    from promptcache._store._entry import Entry
+
+__all__ = ["WriteBehind"]
+
+_MAX_PENDING: Final = 1024
+_MAX_BYTES: Final = 64 * 2**20
+_EXIT_FLUSH: Final = 10.0
+_MAX_ERRORS: Final = 16
+_IDLE: Final = 2.0
+# How long a queued entry may wait for a better moment (:meth:`WriteBehind.kick`) before it is
+# written anyway: the bound on how late other processes see it.
+_DELAY: Final = 0.02
+
+
+class _Item:
+    __slots__ = ("data", "entry", "expires", "key", "queued", "ttl")
+
+    def __init__(self, key: str, entry: Entry, data: bytes, ttl: float | None) -> None:
+        self.key = key
+        self.entry = entry
+        self.data = data
+        self.ttl = ttl
+        self.expires = None if ttl is None else time.time() + ttl
+        self.queued = time.monotonic()
+
+
+class WriteBehind:
+    """Queue store writes for one background writer; serve queued entries from memory."""
+
+    def __init__(
+        self, inner: Store, *, max_pending: int = _MAX_PENDING, max_bytes: int = _MAX_BYTES
+    ) -> None:
+        self.inner = inner
+        self.max_pending = max_pending
+        self.max_bytes = max_bytes
+        self.errors: list[BaseException] = []
+        self._reset()
+        _live.add(self)
+
+    def _reset(self) -> None:
+        # Also run in a forked child: the parent's writer thread does not exist there.
+        self._pid = os.getpid()
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[_Item] = deque()
+        self._pending: dict[str, _Item] = {}
+        self._bytes = 0
+        self._busy = 0  # queued or being written
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._kicked = False  # write what is queued now (see kick)
+        self._urgent = 0  # callers in flush(): write without waiting
+        self._idle_since: float | None = None
+
+    def get(self, key: str) -> Entry | None:
+        """Return the entry queued for ``key`` and not yet written (``None`` if there is none)."""
+        # A plain dict read: atomic under the GIL, and the common case (nothing pending for this
+        # key) must cost next to nothing on the hit path.
+        item = self._pending.get(key)
+        if item is None or (item.expires is not None and item.expires <= time.time()):
+            return None
+        return item.entry
+
+    def submit(self, key: str, entry: Entry, data: bytes, ttl: float | None) -> bool:
+        """Queue a write; ``False`` when full or closed (the caller then writes itself)."""
+        if self._pid != os.getpid():
+            self._reset()
+        item = _Item(key, entry, data, ttl)
+        with self._cond:
+            if (
+                self._closed
+                or self._busy >= self.max_pending
+                or self._bytes + len(data) > self.max_bytes
+            ):
+                return False
+            self._queue.append(item)
+            self._pending[key] = item
+            self._bytes += len(data)
+            self._busy += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="promptcache-writer", daemon=True
+                )
+                self._thread.start()
+        return True
+
+    def forget(self, key: str | None = None) -> None:
+        """Drop pending entries (one key, or all) so lookups stop seeing them."""
+        with self._cond:
+            if key is None:
+                self._pending.clear()
+            else:
+                self._pending.pop(key, None)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued write is done; ``False`` if ``timeout`` ran out first."""
+        if self._pid != os.getpid():
+            return True
+        with self._cond:
+            self._urgent += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: self._busy == 0, timeout)
+            finally:
+                self._urgent -= 1
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, then stop the writer thread; later submits are refused."""
+        self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        _live.discard(self)
+
+    def take_errors(self) -> list[BaseException]:
+        """Return and forget the write failures seen since the last call."""
+        with self._cond:
+            errors, self.errors = self.errors, []
+        return errors
+
+    def kick(self) -> None:
+        """Let the writer write now: the caller is about to wait on the network.
+
+        A writer that runs while the caller's thread is busy in Python competes with it for
+        the GIL and lands its work inside the caller's next store read (the first point where
+        the caller lets go of the GIL); run while the caller waits for a response, it is free.
+        """
+        if self._queue and not self._kicked:
+            with self._cond:
+                self._kicked = True
+                self._cond.notify()
+
+    def _next(self) -> _Item | None:
+        """Wait for an item that is due (kicked, flushed, closing or old enough); ``None``: end."""
+        cond = self._cond
+        with cond:
+            while True:
+                queue = self._queue
+                if queue:
+                    self._idle_since = None
+                if queue and (self._kicked or self._urgent or self._closed):
+                    return queue.popleft()
+                if queue:
+                    remaining = queue[0].queued + _DELAY - time.monotonic()
+                    if remaining <= 0:
+                        return queue.popleft()
+                    cond.wait(remaining)
+                elif self._closed or self._idle_too_long():
+                    # Idle or closed: end (the next submit starts a new writer), so an
+                    # unclosed store leaves no thread behind to keep it alive.
+                    self._thread = None
+                    self._kicked = False
+                    return None
+                else:
+                    # Poll rather than be woken by every submit: a wake-up costs the submitting
+                    # thread a GIL hand-over, a poll every _DELAY costs nobody anything.
+                    cond.wait(_DELAY)
+
+    def _idle_too_long(self) -> bool:
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        return now - self._idle_since >= _IDLE
+
+    def _run(self) -> None:
+        cond = self._cond
+        try:
+            while True:
+                item = self._next()
+                if item is None:
+                    return
+                error: BaseException | None = None
+                try:
+                    self.inner.set(item.key, item.data, ttl=item.ttl)
+                except Exception as exc:
+                    error = exc
+                with cond:
+                    if self._pending.get(item.key) is item:
+                        del self._pending[item.key]
+                    self._bytes -= len(item.data)
+                    self._busy -= 1
+                    if error is not None and len(self.errors) < _MAX_ERRORS:
+                        self.errors.append(error)
+                    if not self._queue:
+                        self._kicked = False
+                    if self._busy == 0:
+                        cond.notify_all()
+        finally:
+            # A thread-local connection (diskcache's SQLite) belongs to this thread: close it.
+            release = getattr(self.inner, "release_thread", None)
+            if callable(release):
+                try:
+                    release()
+                except Exception as exc:  # reported like any other write failure
+                    with cond:
+                        self.errors.append(exc)
+
+
+_live: weakref.WeakSet[WriteBehind] = weakref.WeakSet()
+
+
+def _flush_all() -> None:
+    # Entries queued when the interpreter exits still reach the store (daemon threads keep
+    # running while atexit handlers do).
+    for writer in list(_live):
+        writer.flush(_EXIT_FLUSH)
+
+
+atexit.register(_flush_all)

@@ -33,13 +33,18 @@ class Rewrite:
     ``body`` is what goes upstream (the same object as the input when nothing changed);
     ``added_params`` names top-level parameters the planner introduced (e.g.
     ``"prompt_cache_key"``) so that a 400 naming one of them can be retried without it;
-    ``notes`` are human-readable records of what was done (what moved, which breakpoints).
+    ``notes`` are human-readable records of what was done (what moved, which breakpoints);
+    ``plan`` is opaque planner data for ``observe``/``rejected`` (``None`` when there is none).
     """
 
     body: dict[str, Any]
     changed: bool = False
     added_params: frozenset[str] = frozenset()
     notes: list[str] = field(default_factory=list)
+    # The planner's own per-request facts (token estimate, family, the original body for a
+    # retry), handed back to it in ``observe``/``rejected``. Carried here rather than in a
+    # planner-side table so that nothing outlives the call in flight; opaque to the transport.
+    plan: Any = None
 
 
 class Planner(Protocol):

@@ -23,7 +23,7 @@ from promptcache._api import Api, RequestInfo
 from promptcache._errors import ConfigError, RewriteWarning
 from promptcache._hooks import Rewrite, UsageMeta
 from promptcache._plan._anthropic import plan_anthropic
-from promptcache._plan._ctx import Ctx
+from promptcache._plan._ctx import Ctx, PlanFacts
 from promptcache._plan._openai import plan_openai
 from promptcache._plan._options import AnthropicOptions, OpenAIOptions
 from promptcache._plan._state import PlannerState
@@ -83,17 +83,15 @@ class DefaultPlanner:
 
     def observe(self, info: RequestInfo, sent: Rewrite, usage: UsageMeta | None) -> None:
         """Recalibrate token estimates from the inclusive input the provider billed."""
-        if not usage:
-            return
-        meta = self._state.get_meta(sent.body)
-        if meta is None:
+        facts = sent.plan
+        if not usage or not isinstance(facts, PlanFacts):
             return
         # The accountant's meta nests the usage ({"v": 1, "usage": {...}}); accept both shapes.
         inner = usage.get("usage")
         counts: Mapping[str, Any] = inner if isinstance(inner, Mapping) else usage
         tokens = counts.get("input_tokens")  # inclusive of cache reads and writes
         if isinstance(tokens, int) and not isinstance(tokens, bool):
-            self._state.calibration.update(meta.get("model"), int(meta.get("chars") or 0), tokens)
+            self._state.calibration.update(facts.model, facts.chars, tokens)
 
     def rejected(
         self, info: RequestInfo, sent: Rewrite, status: int, error_body: bytes
@@ -102,8 +100,7 @@ class DefaultPlanner:
         if status not in (400, 422):
             return None
         text = error_body.decode("utf-8", "replace").lower()
-        meta = self._state.get_meta(sent.body)
-        original = meta.get("original") if meta else None
+        original = sent.plan.original if isinstance(sent.plan, PlanFacts) else None
         if info.api is Api.ANTHROPIC_MESSAGES:
             if "cache_control" not in text or not sent.changed or not isinstance(original, dict):
                 return None

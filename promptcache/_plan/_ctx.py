@@ -10,9 +10,19 @@ from promptcache._hooks import Rewrite
 from promptcache._plan._options import AnthropicOptions, OpenAIOptions
 from promptcache._plan._state import PlannerState
 
-__all__ = ["Ctx", "Mode"]
+__all__ = ["Ctx", "Mode", "PlanFacts"]
 
 Mode = Literal["off", "safe", "auto"]
+
+
+@dataclass(slots=True, frozen=True)
+class PlanFacts:
+    """What ``observe``/``rejected`` need about one planned request (``Rewrite.plan``)."""
+
+    chars: int  # estimated size, in the units the token calibration uses
+    model: str | None
+    family: str
+    original: dict[str, Any]  # the body as the app wrote it (for a retry without our changes)
 
 
 @dataclass(slots=True)
@@ -36,13 +46,17 @@ class Ctx:
         added: frozenset[str] = frozenset(),
         family: str = "",
     ) -> Rewrite:
-        """Build the :class:`Rewrite` and remember what ``observe``/``rejected`` will need."""
+        """Build the :class:`Rewrite`, carrying what ``observe``/``rejected`` will need.
+
+        The facts ride on the Rewrite (which lives as long as the call in flight) instead of a
+        planner-side table: a table keyed by body would keep thousands of bodies alive.
+        """
         # Shared subtrees compare by identity, so this is cheap even on huge bodies.
         changed = out is not body and out != body
-        rw = Rewrite(
-            body=out if changed else body, changed=changed, added_params=added, notes=notes
+        return Rewrite(
+            body=out if changed else body,
+            changed=changed,
+            added_params=added,
+            notes=notes,
+            plan=PlanFacts(chars, self.info.model, family, body),
         )
-        self.state.put_meta(
-            rw.body, {"chars": chars, "model": self.info.model, "family": family, "original": body}
-        )
-        return rw

@@ -14,7 +14,7 @@ import itertools
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from promptcache._plan._tokens import Calibration
 
@@ -24,7 +24,6 @@ MAX_FAMILIES: Final = 4096
 MAX_SEQS: Final = 8
 MAX_GAPS: Final = 16
 MAX_LABELS: Final = 32
-MAX_META: Final = 2048
 # A line must be seen changing twice before it counts as volatile: one change is as likely to
 # be a developer editing the prompt, and moving an edited line for good would be wrong.
 LABEL_CONFIRMATIONS: Final = 2
@@ -77,7 +76,6 @@ class PlannerState:
         self._heads: OrderedDict[str, Family] = OrderedDict()
         self._rejected: dict[str, set[str]] = {}
         self._accepted: dict[str, set[str]] = {}
-        self._meta: OrderedDict[int, tuple[Any, dict[str, Any]]] = OrderedDict()
         self.calibration = Calibration()
 
     # --- families ---------------------------------------------------------------------------
@@ -168,22 +166,6 @@ class PlannerState:
         """Remember that ``base_url`` rejects ``params``."""
         with self._lock:
             self._rejected.setdefault(base_url, set()).update(params)
-
-    # --- per-request side table (Rewrite has no room for our own data) ----------------------
-    def put_meta(self, body: dict[str, Any], meta: dict[str, Any]) -> None:
-        """Attach planning facts to the body object that was sent."""
-        with self._lock:
-            self._meta[id(body)] = (body, meta)
-            if len(self._meta) > MAX_META:
-                self._meta.popitem(last=False)
-
-    def get_meta(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Planning facts for a body this planner returned, if still remembered."""
-        with self._lock:
-            entry = self._meta.get(id(body))
-        if entry is None or entry[0] is not body:
-            return None
-        return entry[1]
 
 
 def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:

@@ -201,18 +201,20 @@ def _measure(
         },
         n,
     )
-    # Hits in a block of their own (interleaved with bare calls again): right after a write
-    # SQLite's page cache is cold, which is the cost of the write, not of a hit.
     pc.store.flush()
-    hits = _medians_ms(
+    # Hits back to back (as the budget has always been measured), against the bare median
+    # above; then hits interleaved with bare calls ("cold": the CPU caches hold the SDK's
+    # request path, not the hit's), reported beside it.
+    results["hit"] = _medians_ms({"hit": lambda i: call(wrapped, hit_kwargs)}, n)["hit"]
+    cold = _medians_ms(
         {
             "bare": lambda i: call(bare, make(system, f"hbare-{run_id}-{i}")),
             "hit": lambda i: call(wrapped, hit_kwargs),
         },
         n,
     )
-    results["hit"] = hits["hit"]
-    results["hit_bare"] = hits["bare"]
+    results["hit_cold"] = cold["hit"]
+    results["hit_cold_bare"] = cold["bare"]
     live = call(wrapped, make(system, "check"))
     again = call(wrapped, make(system, "check"))
     assert type(live) is type(again) and live == again, "a hit must equal the live object"
@@ -358,17 +360,20 @@ def main() -> int:
         "on loopback running in a separate process (`promptcache emulate --no-bodies`, for "
         "bare, miss and hit alike, as a real provider is another machine), default "
         '`PromptCache()` (diskcache store, `restructure="safe"`, ledger on). Medians; ratios '
-        "are to the bare SDK call, timed interleaved with it (bare, miss, bare, miss, …; then "
-        "bare, hit, …) so machine load weighs on both alike; *hit / bare* is to the bare "
-        "calls of the hit block.",
+        "are to the bare SDK call. Bare and miss calls are timed interleaved (bare, miss, "
+        "bare, miss, …) so machine load weighs on both alike; *hit* is timed back to back "
+        "(as the budget always was); *cold hit* interleaved with bare calls (bare, hit, …: "
+        "the CPU caches then hold the SDK's request path), against those bare calls.",
         "",
-        "| API | prompt | n | bare ms | miss ms | hit ms | miss / bare | hit / bare | budget |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| API | prompt | n | bare ms | miss ms | hit ms | miss / bare | hit / bare "
+        "| cold hit / bare | budget |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     all_ok = True
     for provider, size, n, r in rows:
         miss_ratio = r["miss"] / r["bare"]
-        hit_ratio = r["hit"] / r["hit_bare"]
+        hit_ratio = r["hit"] / r["bare"]
+        cold_ratio = r["hit_cold"] / r["hit_cold_bare"]
         hit_budget = BUDGET_HIT[size]
         ok_miss = miss_ratio <= BUDGET_MISS
         ok_hit = hit_budget is None or hit_ratio <= hit_budget
@@ -379,7 +384,8 @@ def main() -> int:
         api = "OpenAI chat" if provider == "openai" else "Anthropic messages"
         lines.append(
             f"| {api} | ~{size} tokens | {n} | {r['bare']:.2f} | {r['miss']:.2f} | "
-            f"{r['hit']:.3f} | {miss_ratio:.3f}× | {hit_ratio:.3f}× | {budget} |"
+            f"{r['hit']:.3f} | {miss_ratio:.3f}× | {hit_ratio:.3f}× | {cold_ratio:.3f}× | "
+            f"{budget} |"
         )
     miss_by_key = {(p, z): r["miss"] / r["bare"] for p, z, _, r in rows}
     lines += [

@@ -1,15 +1,19 @@
 """Write-behind for response entries: a miss hands its entry to a writer thread and returns.
 
-Storing an entry in the default disk store costs a SQLite transaction (and an occasional cull)
-— about 100 µs, as much as the rest of a miss's own overhead. :class:`WriteBehind` takes the
-encoded entry, keeps the decoded one in an in-memory *pending* map (so a lookup in this process
-sees it at once) and lets one daemon thread write it. The writer drains continuously, so other
-processes sharing the store see the entry a moment later; :meth:`WriteBehind.flush` (called by
-``SafeStore.flush``/``close`` and at interpreter exit) waits until everything queued is written.
+:class:`WriteBehind` takes the encoded entry, keeps the entry itself in an in-memory *pending*
+map (so a lookup in this process sees it at once) and lets one daemon thread write it. The
+writer writes when the caller is about to wait on the network (:meth:`WriteBehind.kick`), or
+at the latest ``_DELAY`` after the entry was queued, so other processes sharing the store see
+it a moment later; :meth:`WriteBehind.flush` (``SafeStore.flush``/``close``, and interpreter
+exit) waits until everything queued is written. A failed write is kept and reported on the
+caller's thread by the next store call (a ``StoreWarning``, like a synchronous failure), never
+raised or warned inside the writer. When the queue is full, :meth:`WriteBehind.submit`
+refuses and the caller writes synchronously.
 
-A failed write is kept and reported on the caller's thread by the next store operation (as a
-``StoreWarning``, like a synchronous failure), never raised or warned inside the writer. When
-the queue is full, :meth:`WriteBehind.submit` refuses and the caller writes synchronously.
+It pays where a write waits on I/O without holding the GIL (Redis: a network round trip). For
+the local disk store it is off by default: measured on misses against a loopback server, the
+writer's Python competed with the caller for the GIL and emptied the caller's SQLite page
+cache, costing more than the ~80 µs write it saved (see ``DiskStore.write_behind``).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from promptcache._hooks import Rewrite
 from promptcache._json import dumps
 from promptcache._plan._core import Pos, Strategy, choose_ttl, family_key, place, pos_of
 from promptcache._plan._ctx import Ctx
+from promptcache._plan._layout import has_marks
 from promptcache._plan._models import anthropic_min_tokens
 from promptcache._plan._text import relayout, strip_deep
 from promptcache._plan._volatile import diff_label
@@ -38,14 +39,19 @@ def _cacheable(block: Any) -> bool:
 
 def _count_user_breakpoints(obj: Any) -> int:
     # Breakpoints can sit on nested blocks too (text inside tool_result content).
+    # Strings (most values, some huge) are skipped on an exact-type test before isinstance.
     if isinstance(obj, dict):
         n = 1 if "cache_control" in obj else 0
         for v in obj.values():
-            if isinstance(v, (list, dict)):
+            if type(v) is not str and isinstance(v, (list, dict)):
                 n += _count_user_breakpoints(v)
         return n
     if isinstance(obj, list):
-        return sum(_count_user_breakpoints(v) for v in obj if isinstance(v, (list, dict)))
+        n = 0
+        for v in obj:
+            if type(v) is not str and isinstance(v, (list, dict)):
+                n += _count_user_breakpoints(v)
+        return n
     return 0
 
 
@@ -138,6 +144,8 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         content = msg.get("content")
         new_content: list[Any] | None = None
         if isinstance(content, str):
+            if content.isascii() or not has_marks(content):
+                continue  # nothing to split: skip the work on every history turn
             kept, moved, smark = relayout(content, volatile=False, labels=frozenset())
             if moved or kept != content:
                 new_content = [{"type": "text", "text": t} for t in (kept, *moved) if t]

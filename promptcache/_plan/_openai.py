@@ -21,6 +21,7 @@ from promptcache._api import Api
 from promptcache._hooks import Rewrite
 from promptcache._plan._core import Pos, Strategy, family_key, place, pos_of
 from promptcache._plan._ctx import Ctx
+from promptcache._plan._layout import has_marks
 from promptcache._plan._models import openai_explicit, openai_min_tokens
 from promptcache._plan._text import relayout, strip_deep
 from promptcache._plan._volatile import diff_label
@@ -70,15 +71,25 @@ def _tool_name(t: Any) -> str:
 
 
 def _count_bps(obj: Any) -> int:
+    # Strings (most values, some huge) are skipped on an exact-type test before isinstance.
     if isinstance(obj, dict):
         n = 1 if "prompt_cache_breakpoint" in obj else 0
         for v in obj.values():
-            if isinstance(v, (list, dict)):
+            if type(v) is not str and isinstance(v, (list, dict)):
                 n += _count_bps(v)
         return n
     if isinstance(obj, list):
-        return sum(_count_bps(v) for v in obj if isinstance(v, (list, dict)))
+        n = 0
+        for v in obj:
+            if type(v) is not str and isinstance(v, (list, dict)):
+                n += _count_bps(v)
+        return n
     return 0
+
+
+def _plain(text: str) -> bool:
+    # No layout mark (O(1) for ASCII and for any text without astral-plane characters).
+    return text.isascii() or not has_marks(text)
 
 
 def has_history_of(items: list[Any]) -> bool:
@@ -87,11 +98,6 @@ def has_history_of(items: list[Any]) -> bool:
         isinstance(m, dict) and (m.get("role") == "assistant" or m.get("type") == "function_call")
         for m in items
     )
-
-
-def grown_of(ctx: Ctx, fkey: str) -> bool:
-    """Whether the family has been seen growing turn by turn."""
-    return ctx.state.snapshot(fkey)[2]
 
 
 def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
@@ -181,6 +187,8 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
                 item = items[mi] = {**item, "arguments": a}
         content = item.get("content")
         if isinstance(content, str):
+            if not (auto and is_head) and _plain(content):
+                continue  # nothing to split or move: skip the work on every history turn
             kept, moved, smark = relayout(content, volatile=auto and is_head, labels=labels)
             if is_head:
                 tail.extend(moved)
@@ -286,8 +294,9 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         bp_ok_role = not (responses and item_role == "assistant")
         if isinstance(c, str):
             p = pos_of(item, cacheable=bool(c) and bp_ok_role, section=sec, msg=mi)
-            p.dynamic = (mi, -1) in dyn
-            p.static_mark = (mi, -1) in static_at
+            if dyn or static_at:
+                p.dynamic = (mi, -1) in dyn
+                p.static_mark = (mi, -1) in static_at
             pos.append(p)
             where.append((mi, -1))
         elif isinstance(c, list) and c:
@@ -295,8 +304,9 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
                 ptype = blk.get("type") if isinstance(blk, dict) else None
                 ok = bp_ok_role and ptype in (_BP_INPUT_PARTS if responses else _BP_PARTS)
                 p = pos_of(blk, cacheable=ok, section=sec, msg=mi)
-                p.dynamic = (mi, bi) in dyn
-                p.static_mark = (mi, bi) in static_at
+                if dyn or static_at:
+                    p.dynamic = (mi, bi) in dyn
+                    p.static_mark = (mi, bi) in static_at
                 pos.append(p)
                 where.append((mi, bi))
         else:
@@ -335,9 +345,8 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     ):
         user_opts = body.get("prompt_cache_options")
         user_mode = user_opts.get("mode") if isinstance(user_opts, dict) else None
-        conversation = match.grew_from > 0 or (
-            not match.stale and (has_history_of(items) or grown_of(ctx, fkey))
-        )
+        gaps, _, grown = ctx.state.snapshot(fkey)
+        conversation = match.grew_from > 0 or (not match.stale and (has_history_of(items) or grown))
         stable = [i for i, p in enumerate(pos) if not p.dynamic]
         # A growing conversation that ends in tool output: a breakpoint on a function_call_output
         # part is allowed by the SDK types but not confirmed, so keep the implicit breakpoint
@@ -355,7 +364,6 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         budget = MAX_BREAKPOINTS - (1 if implicit else 0)
         used = _count_bps(raw_items)
         ratio, calibrated = ctx.state.calibration.ratio(ctx.info.model)
-        gaps, _, _ = ctx.state.snapshot(fkey)
         strategy = Strategy(
             slots=budget - used,
             min_tokens=int(openai_min_tokens(ctx.info.model) * (1.02 if calibrated else 1.1)),

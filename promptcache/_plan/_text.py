@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from promptcache._plan._layout import has_marks, split_marked, strip_marks
 from promptcache._plan._volatile import volatile_lines
@@ -41,30 +43,96 @@ def relayout(text: str, *, volatile: bool, labels: frozenset[str]) -> tuple[str,
     return kept, moved, static_marked
 
 
+# Keys whose containers carry prompt text (often huge strings): walked in Python, where a
+# string costs O(1). Containers under any other key are structure (tool schemas, tool calls,
+# response formats): many small nodes, so one C-speed serialisation tells they are mark-free.
+_TEXT_KEYS: Final = frozenset({"messages", "input", "content", "system", "instructions", "output"})
+
+
+def _ascii(obj: Any) -> bool:
+    # ASCII JSON cannot hold a mark (marks are astral-plane characters).
+    try:
+        return orjson.dumps(obj).isascii()
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+
+
 def strip_deep(obj: Any) -> Any:
     """Return ``obj`` with layout marks removed from every string; the same object if none.
 
     Copy-on-write: containers are copied only along paths that change, so the caller's body is
-    never mutated and untouched subtrees are shared.
+    never mutated and untouched subtrees are shared. This walk runs on every request in every
+    mode, so it dispatches on exact types (parsed JSON has no subclasses), tests strings without
+    a call (an ASCII string cannot hold a mark, and ``in`` on a string of a narrower kind than
+    the mark returns at once, so only astral-plane text is ever scanned), and checks structure
+    subtrees in one serialisation rather than node by node.
     """
+    t = type(obj)
+    if t is dict:
+        new: dict[str, Any] | None = None
+        for k, v in obj.items():
+            tv = type(v)
+            if tv is str:
+                if v.isascii() or not has_marks(v):
+                    continue
+                nv: Any = strip_marks(v)
+            elif tv is dict or tv is list:
+                if k not in _TEXT_KEYS and _ascii(v):
+                    continue
+                nv = strip_deep(v)
+                if nv is v:
+                    continue
+            elif isinstance(v, (str, dict, list)):
+                nv = _strip_any(v)
+                if nv is v:
+                    continue
+            else:
+                continue
+            if new is None:
+                new = dict(obj)
+            new[k] = nv
+        return obj if new is None else new
+    if t is list:
+        newl: list[Any] | None = None
+        for i, v in enumerate(obj):
+            tv = type(v)
+            if tv is str:
+                if v.isascii() or not has_marks(v):
+                    continue
+                nv = strip_marks(v)
+            elif tv is dict or tv is list:
+                nv = strip_deep(v)
+                if nv is v:
+                    continue
+            elif isinstance(v, (str, dict, list)):
+                nv = _strip_any(v)
+                if nv is v:
+                    continue
+            else:
+                continue
+            if newl is None:
+                newl = list(obj)
+            newl[i] = nv
+        return obj if newl is None else newl
+    return _strip_any(obj)
+
+
+def _strip_any(obj: Any) -> Any:
+    # Subclasses of str/dict/list (only from hand-built bodies): the same rules, slower path.
     if isinstance(obj, str):
         return strip_marks(obj) if has_marks(obj) else obj
     if isinstance(obj, dict):
-        new: dict[str, Any] | None = None
-        for k, v in obj.items():
-            nv = strip_deep(v)
-            if nv is not v:
-                if new is None:
-                    new = dict(obj)
-                new[k] = nv
-        return obj if new is None else new
+        return strip_deep(dict(obj)) if _marked(obj) else obj
     if isinstance(obj, list):
-        newl: list[Any] | None = None
-        for i, v in enumerate(obj):
-            nv = strip_deep(v)
-            if nv is not v:
-                if newl is None:
-                    newl = list(obj)
-                newl[i] = nv
-        return obj if newl is None else newl
+        return strip_deep(list(obj)) if _marked(obj) else obj
     return obj
+
+
+def _marked(obj: Any) -> bool:
+    if isinstance(obj, str):
+        return has_marks(obj)
+    if isinstance(obj, dict):
+        return any(_marked(v) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_marked(v) for v in obj)
+    return False

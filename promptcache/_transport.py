@@ -412,12 +412,6 @@ class Engine:
         """Whether store calls do I/O (the async driver then runs them in a worker thread)."""
         return self.store is not None and self.store.blocking
 
-    def idle_soon(self) -> None:
-        """Tell the store's writer thread that this thread is about to wait on the network."""
-        store = self.store
-        if store is not None and store.writer is not None:
-            store.writer.kick()
-
     @property
     def writes_behind(self) -> bool:
         """Whether saving usually only queues the entry (no I/O: fine on the event loop)."""
@@ -737,7 +731,6 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     ) -> httpx2.Response:
         engine = self.engine
         sent = call.sent if call.planned else engine.plan(call)
-        engine.idle_soon()
         upstream = inner.send(self._outgoing(request, sent), stream=True)
         if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
             error_body = upstream.read()
@@ -855,7 +848,6 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     ) -> httpx2.Response:
         engine = self.engine
         sent = call.sent if call.planned else engine.plan(call)
-        engine.idle_soon()
         upstream = await inner.send(self._outgoing(request, sent), stream=True)
         if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
             error_body = await upstream.aread()

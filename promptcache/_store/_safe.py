@@ -26,7 +26,7 @@ class SafeStore:
     original exception instead.
 
     Response entries (:meth:`put_entry`) are written behind by a background thread when the
-    backend asks for it (a ``write_behind = True`` attribute: the Redis store) or
+    backend asks for it (a ``write_behind = True`` attribute: the disk and Redis stores) or
     ``write_behind=True`` is passed, unless ``strict`` is on (a failed write must then raise at
     the call that wrote). Queued entries are served from memory to this process at once and
     reach the store a moment later (:meth:`flush` waits for them); a failed write is

@@ -1,19 +1,19 @@
 """Write-behind for response entries: a miss hands its entry to a writer thread and returns.
 
 :class:`WriteBehind` takes the encoded entry, keeps the entry itself in an in-memory *pending*
-map (so a lookup in this process sees it at once) and lets one daemon thread write it. The
-writer writes when the caller is about to wait on the network (:meth:`WriteBehind.kick`), or
-at the latest ``_DELAY`` after the entry was queued, so other processes sharing the store see
-it a moment later; :meth:`WriteBehind.flush` (``SafeStore.flush``/``close``, and interpreter
+map (so a lookup in this process sees it at once) and lets one daemon thread write it: every
+``_DELAY`` (20 ms) the writer stores whatever is queued, in one batch (one SQLite transaction
+for the disk store), so other processes sharing the store see an entry a few tens of
+milliseconds later. :meth:`WriteBehind.flush` (``SafeStore.flush``/``close``, and interpreter
 exit) waits until everything queued is written. A failed write is kept and reported on the
 caller's thread by the next store call (a ``StoreWarning``, like a synchronous failure), never
 raised or warned inside the writer. When the queue is full, :meth:`WriteBehind.submit`
 refuses and the caller writes synchronously.
 
-It pays where a write waits on I/O without holding the GIL (Redis: a network round trip). For
-the local disk store it is off by default: measured on misses against a loopback server, the
-writer's Python competed with the caller for the GIL and emptied the caller's SQLite page
-cache, costing more than the ~80 µs write it saved (see ``DiskStore.write_behind``).
+Why batches on a timer rather than one write per miss as soon as possible: measured on misses
+against a loopback server, a writer woken for every entry competed with the caller for the GIL
+and emptied the caller's SQLite page cache every time, costing more than the write it saved;
+one batch per ``_DELAY`` pays those costs once for many entries.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ _MAX_BYTES: Final = 64 * 2**20
 _EXIT_FLUSH: Final = 10.0
 _MAX_ERRORS: Final = 16
 _IDLE: Final = 2.0
-# How long a queued entry may wait for a better moment (:meth:`WriteBehind.kick`) before it is
-# written anyway: the bound on how late other processes see it.
+# How long the writer lets entries gather before writing them in one batch: about how late
+# other processes see an entry.
 _DELAY: Final = 0.02
 
 
@@ -77,7 +77,6 @@ class WriteBehind:
         self._busy = 0  # queued or being written
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._kicked = False  # write what is queued now (see kick)
         self._urgent = 0  # callers in flush(): write without waiting
         self._idle_since: float | None = None
 
@@ -150,27 +149,15 @@ class WriteBehind:
             errors, self.errors = self.errors, []
         return errors
 
-    def kick(self) -> None:
-        """Let the writer write now: the caller is about to wait on the network.
-
-        A writer that runs while the caller's thread is busy in Python competes with it for
-        the GIL and lands its work inside the caller's next store read (the first point where
-        the caller lets go of the GIL); run while the caller waits for a response, it is free.
-        """
-        if self._queue and not self._kicked:
-            with self._cond:
-                self._kicked = True
-                self._cond.notify()
-
     def _next(self) -> _Item | None:
-        """Wait for an item that is due (kicked, flushed, closing or old enough); ``None``: end."""
+        """Wait for an item that is due (flushed, closing or old enough); ``None``: end."""
         cond = self._cond
         with cond:
             while True:
                 queue = self._queue
                 if queue:
                     self._idle_since = None
-                if queue and (self._kicked or self._urgent or self._closed):
+                if queue and (self._urgent or self._closed):
                     return queue.popleft()
                 if queue:
                     remaining = queue[0].queued + _DELAY - time.monotonic()
@@ -181,7 +168,6 @@ class WriteBehind:
                     # Idle or closed: end (the next submit starts a new writer), so an
                     # unclosed store leaves no thread behind to keep it alive.
                     self._thread = None
-                    self._kicked = False
                     return None
                 else:
                     # Poll rather than be woken by every submit: a wake-up costs the submitting
@@ -201,20 +187,27 @@ class WriteBehind:
                 item = self._next()
                 if item is None:
                     return
+                with cond:  # everything due goes in one batch (one transaction where possible)
+                    batch = [item, *self._queue]
+                    self._queue.clear()
                 error: BaseException | None = None
                 try:
-                    self.inner.set(item.key, item.data, ttl=item.ttl)
+                    set_many = getattr(self.inner, "set_many", None)
+                    if set_many is not None:
+                        set_many([(i.key, i.data, i.ttl) for i in batch])
+                    else:
+                        for i in batch:
+                            self.inner.set(i.key, i.data, ttl=i.ttl)
                 except Exception as exc:
                     error = exc
                 with cond:
-                    if self._pending.get(item.key) is item:
-                        del self._pending[item.key]
-                    self._bytes -= len(item.data)
-                    self._busy -= 1
+                    for i in batch:
+                        if self._pending.get(i.key) is i:
+                            del self._pending[i.key]
+                        self._bytes -= len(i.data)
+                    self._busy -= len(batch)
                     if error is not None and len(self.errors) < _MAX_ERRORS:
                         self.errors.append(error)
-                    if not self._queue:
-                        self._kicked = False
                     if self._busy == 0:
                         cond.notify_all()
         finally:

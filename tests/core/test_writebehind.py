@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -209,4 +212,34 @@ def test_the_writer_drains_without_being_asked() -> None:
     while inner.get(key.key) is None and time.monotonic() < deadline:
         time.sleep(0.005)
     assert inner.get(key.key) is not None  # other processes see it without a flush or close
+    safe.close()
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from promptcache._keys import CacheKey
+from promptcache._store import DiskStore, Entry, SafeStore
+
+safe = SafeStore(DiskStore(Path(sys.argv[1])))
+key = CacheKey("v1|openai|u|t=a|ns=default:" + "0" * 32, "0" * 32)
+safe.put_entry(key, Entry(key.verify, 200, (), b"{}", False, None, 1.0), ttl=None)
+# no close(): the interpreter's exit must still write the queued entry
+"""
+
+
+def test_exit_without_close_still_writes_the_queue(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=60,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    safe = SafeStore(DiskStore(tmp_path / "d"))
+    assert safe.get_entry(_key()) is not None
     safe.close()

@@ -16,7 +16,7 @@ from promptcache._plan._core import Pos, Strategy, choose_ttl, family_key, place
 from promptcache._plan._ctx import Ctx
 from promptcache._plan._layout import has_marks
 from promptcache._plan._models import anthropic_min_tokens
-from promptcache._plan._text import relayout, strip_deep
+from promptcache._plan._text import count_key, relayout, strip_deep
 from promptcache._plan._volatile import diff_label
 
 __all__ = ["plan_anthropic"]
@@ -35,24 +35,6 @@ def _cacheable(block: Any) -> bool:
     if t in _NO_CACHE_CONTROL:
         return False
     return not (t == "text" and not block.get("text"))
-
-
-def _count_user_breakpoints(obj: Any) -> int:
-    # Breakpoints can sit on nested blocks too (text inside tool_result content).
-    # Strings (most values, some huge) are skipped on an exact-type test before isinstance.
-    if isinstance(obj, dict):
-        n = 1 if "cache_control" in obj else 0
-        for v in obj.values():
-            if type(v) is not str and isinstance(v, (list, dict)):
-                n += _count_user_breakpoints(v)
-        return n
-    if isinstance(obj, list):
-        n = 0
-        for v in obj:
-            if type(v) is not str and isinstance(v, (list, dict)):
-                n += _count_user_breakpoints(v)
-        return n
-    return 0
 
 
 def _sort_keys(obj: Any) -> Any:
@@ -259,10 +241,11 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     match = ctx.state.record(fkey, seq, ctx.now, coarse)
     gaps, growth_gaps, grown = ctx.state.snapshot(fkey)
 
+    # Breakpoints can sit on nested blocks too (text inside tool_result content).
     used = (
-        _count_user_breakpoints(tools)
-        + _count_user_breakpoints(system)
-        + _count_user_breakpoints(messages)
+        count_key(tools, "cache_control")
+        + count_key(system, "cache_control")
+        + count_key(messages, "cache_control")
     )
     auto_cc = body.get("cache_control")
     auto_ttl = None

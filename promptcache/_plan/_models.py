@@ -6,6 +6,7 @@ share one, so that a mistake in either fails a test instead of agreeing with its
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -47,6 +48,7 @@ _TABLE: Final[dict[tuple[str, int, int | None], int]] = {
 }
 
 
+@functools.lru_cache(maxsize=512)  # a handful of model names per process; regexes per call
 def anthropic_min_tokens(model: str | None) -> int:
     """Minimum cacheable prefix for an Anthropic model; conservative when unknown."""
     if not model:
@@ -69,6 +71,7 @@ def anthropic_min_tokens(model: str | None) -> int:
 _GPT: Final = re.compile(r"(?:^|[/:])gpt-(\d+)(?:\.(\d+))?")
 
 
+@functools.lru_cache(maxsize=512)  # a handful of model names per process; regexes per call
 def openai_explicit(model: str | None) -> bool:
     """Whether ``model`` supports explicit breakpoints and ``prompt_cache_options`` (gpt-5.6+).
 

@@ -11,6 +11,7 @@ they accept it, and nothing again that an endpoint has rejected.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from promptcache._plan._core import Pos, Strategy, family_key, place, pos_of
 from promptcache._plan._ctx import Ctx
 from promptcache._plan._layout import has_marks
 from promptcache._plan._models import openai_explicit, openai_min_tokens
-from promptcache._plan._text import relayout, strip_deep
+from promptcache._plan._text import count_key, relayout, strip_deep
 from promptcache._plan._volatile import diff_label
 
 __all__ = ["is_openai_host", "plan_openai"]
@@ -34,6 +35,7 @@ _BP_PARTS: Final = frozenset({"text", "image_url", "input_audio", "file"})  # Ch
 _BP_INPUT_PARTS: Final = frozenset({"input_text", "input_image", "input_file"})  # Responses
 
 
+@functools.lru_cache(maxsize=256)  # few base URLs per process; urlsplit costs ~2 µs
 def is_openai_host(base_url: str) -> bool:
     """Whether ``base_url`` is OpenAI itself (or Azure OpenAI), not a compatible endpoint."""
     host = (urlsplit(base_url).hostname or "").lower()
@@ -68,23 +70,6 @@ def _tool_name(t: Any) -> str:
         if isinstance(inner, dict) and "name" in inner:
             return str(inner["name"])
     return str(t.get("name", t.get("type", "")))
-
-
-def _count_bps(obj: Any) -> int:
-    # Strings (most values, some huge) are skipped on an exact-type test before isinstance.
-    if isinstance(obj, dict):
-        n = 1 if "prompt_cache_breakpoint" in obj else 0
-        for v in obj.values():
-            if type(v) is not str and isinstance(v, (list, dict)):
-                n += _count_bps(v)
-        return n
-    if isinstance(obj, list):
-        n = 0
-        for v in obj:
-            if type(v) is not str and isinstance(v, (list, dict)):
-                n += _count_bps(v)
-        return n
-    return 0
 
 
 def _plain(text: str) -> bool:
@@ -270,58 +255,68 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         kept_head = _text_of(items[0].get("content"))
     fkey = family_key(coarse, kept_head)
 
-    # --- positions (for the cache key's family and gpt-5.6+ breakpoints) ---------------------
-    pos: list[Pos] = []
-    where: list[tuple[int, int]] = []
-    if isinstance(out.get("tools"), list):
-        pos.append(pos_of(out["tools"], cacheable=False, section="tools"))
-        where.append((-2, -1))
-    if isinstance(out.get("instructions"), str):
-        pos.append(pos_of(out["instructions"], cacheable=False, section="system"))
-        where.append((-1, -1))
-    for mi, item in enumerate(items):
-        if not isinstance(item, dict):
-            pos.append(pos_of(item, cacheable=False, section="messages", msg=mi))
-            where.append((mi, -1))
-            continue
-        sec = "system" if mi < n_head else "messages"
-        item_role = item.get("role")
-        c = item.get("content")
-        if responses and item.get("type") == "function_call_output":
-            c = item.get("output")
-        # Responses breakpoints go on input parts (messages, and tool outputs as input_text
-        # parts), never on assistant output.
-        bp_ok_role = not (responses and item_role == "assistant")
-        if isinstance(c, str):
-            p = pos_of(item, cacheable=bool(c) and bp_ok_role, section=sec, msg=mi)
-            if dyn or static_at:
-                p.dynamic = (mi, -1) in dyn
-                p.static_mark = (mi, -1) in static_at
-            pos.append(p)
-            where.append((mi, -1))
-        elif isinstance(c, list) and c:
-            for bi, blk in enumerate(c):
-                ptype = blk.get("type") if isinstance(blk, dict) else None
-                ok = bp_ok_role and ptype in (_BP_INPUT_PARTS if responses else _BP_PARTS)
-                p = pos_of(blk, cacheable=ok, section=sec, msg=mi)
-                if dyn or static_at:
-                    p.dynamic = (mi, bi) in dyn
-                    p.static_mark = (mi, bi) in static_at
-                pos.append(p)
-                where.append((mi, bi))
-        else:
-            pos.append(pos_of(item, cacheable=False, section=sec, msg=mi))
-            where.append((mi, -1))
-    chars = sum(p.chars for p in pos)
-    seq = tuple(p.digest for p in pos if not p.dynamic)
-    match = ctx.state.record(fkey, seq, ctx.now, coarse)
-    added: set[str] = set()
-
-    # --- prompt_cache_key ------------------------------------------------------------------------
     opts = ctx.openai
     native = opts.endpoint == "openai" or (
         opts.endpoint == "auto" and is_openai_host(ctx.info.base_url)
     )
+    explicit = (
+        native
+        and opts.explicit_breakpoints
+        and openai_explicit(ctx.info.model)
+        and not ctx.state.is_rejected(ctx.info.base_url, "prompt_cache_options")
+    )
+    # --- positions: only gpt-5.6+ breakpoints use them (the cache key needs just the family).
+    # Everything they feed (family history, token calibration) is read only on that path, so
+    # older models and compatible endpoints skip hashing the whole request.
+    chars = 0
+    if explicit:
+        pos: list[Pos] = []
+        where: list[tuple[int, int]] = []
+        if isinstance(out.get("tools"), list):
+            pos.append(pos_of(out["tools"], cacheable=False, section="tools"))
+            where.append((-2, -1))
+        if isinstance(out.get("instructions"), str):
+            pos.append(pos_of(out["instructions"], cacheable=False, section="system"))
+            where.append((-1, -1))
+        for mi, item in enumerate(items):
+            if not isinstance(item, dict):
+                pos.append(pos_of(item, cacheable=False, section="messages", msg=mi))
+                where.append((mi, -1))
+                continue
+            sec = "system" if mi < n_head else "messages"
+            item_role = item.get("role")
+            c = item.get("content")
+            if responses and item.get("type") == "function_call_output":
+                c = item.get("output")
+            # Responses breakpoints go on input parts (messages, and tool outputs as input_text
+            # parts), never on assistant output.
+            bp_ok_role = not (responses and item_role == "assistant")
+            if isinstance(c, str):
+                p = pos_of(item, cacheable=bool(c) and bp_ok_role, section=sec, msg=mi)
+                if dyn or static_at:
+                    p.dynamic = (mi, -1) in dyn
+                    p.static_mark = (mi, -1) in static_at
+                pos.append(p)
+                where.append((mi, -1))
+            elif isinstance(c, list) and c:
+                for bi, blk in enumerate(c):
+                    ptype = blk.get("type") if isinstance(blk, dict) else None
+                    ok = bp_ok_role and ptype in (_BP_INPUT_PARTS if responses else _BP_PARTS)
+                    p = pos_of(blk, cacheable=ok, section=sec, msg=mi)
+                    if dyn or static_at:
+                        p.dynamic = (mi, bi) in dyn
+                        p.static_mark = (mi, bi) in static_at
+                    pos.append(p)
+                    where.append((mi, bi))
+            else:
+                pos.append(pos_of(item, cacheable=False, section=sec, msg=mi))
+                where.append((mi, -1))
+        chars = sum(p.chars for p in pos)
+        seq = tuple(p.digest for p in pos if not p.dynamic)
+        match = ctx.state.record(fkey, seq, ctx.now, coarse)
+    added: set[str] = set()
+
+    # --- prompt_cache_key ------------------------------------------------------------------------
     may_key = (native or opts.compatible_accepts_cache_key) and not ctx.state.is_rejected(
         ctx.info.base_url, "prompt_cache_key"
     )
@@ -337,12 +332,7 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         added.add("prompt_cache_key")
 
     # --- gpt-5.6+: explicit breakpoints, written only where a later request reads -------------
-    if (
-        native
-        and opts.explicit_breakpoints
-        and openai_explicit(ctx.info.model)
-        and not ctx.state.is_rejected(ctx.info.base_url, "prompt_cache_options")
-    ):
+    if explicit:
         user_opts = body.get("prompt_cache_options")
         user_mode = user_opts.get("mode") if isinstance(user_opts, dict) else None
         gaps, _, grown = ctx.state.snapshot(fkey)
@@ -362,7 +352,7 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             and (ends_in_tool_output or not pos[stable[-1]].cacheable)
         )
         budget = MAX_BREAKPOINTS - (1 if implicit else 0)
-        used = _count_bps(raw_items)
+        used = count_key(raw_items, "prompt_cache_breakpoint")
         ratio, calibrated = ctx.state.calibration.ratio(ctx.info.model)
         strategy = Strategy(
             slots=budget - used,

@@ -9,7 +9,7 @@ import orjson
 from promptcache._plan._layout import has_marks, split_marked, strip_marks
 from promptcache._plan._volatile import volatile_lines
 
-__all__ = ["relayout", "strip_deep"]
+__all__ = ["count_key", "relayout", "strip_deep"]
 
 
 def relayout(text: str, *, volatile: bool, labels: frozenset[str]) -> tuple[str, list[str], bool]:
@@ -136,3 +136,37 @@ def _marked(obj: Any) -> bool:
     if isinstance(obj, list):
         return any(_marked(v) for v in obj)
     return False
+
+
+def count_key(obj: Any, key: str) -> int:
+    """Count dicts anywhere in ``obj`` that carry ``key`` (e.g. the user's own breakpoints).
+
+    Text containers are walked in Python (strings cost nothing); structure subtrees (tool
+    schemas) are counted in their compact JSON, where ``"key":`` can only be a key: inside a
+    string value the quotes would be escaped.
+    """
+    pattern = b'"' + key.encode() + b'":'
+
+    def walk(o: Any) -> int:
+        if isinstance(o, dict):
+            n = 1 if key in o else 0
+            for k, v in o.items():
+                if type(v) is str or not isinstance(v, (dict, list)):
+                    continue
+                if k not in _TEXT_KEYS:
+                    try:
+                        n += orjson.dumps(v).count(pattern)
+                        continue
+                    except (TypeError, orjson.JSONEncodeError):
+                        pass
+                n += walk(v)
+            return n
+        if isinstance(o, list):
+            n = 0
+            for v in o:
+                if type(v) is not str and isinstance(v, (dict, list)):
+                    n += walk(v)
+            return n
+        return 0
+
+    return walk(obj)

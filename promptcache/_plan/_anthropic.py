@@ -16,7 +16,7 @@ from promptcache._plan._core import Pos, Strategy, choose_ttl, family_key, place
 from promptcache._plan._ctx import Ctx
 from promptcache._plan._layout import has_marks
 from promptcache._plan._models import anthropic_min_tokens
-from promptcache._plan._text import count_key, relayout, strip_deep
+from promptcache._plan._text import relayout, scan, strip_deep
 from promptcache._plan._volatile import diff_label
 
 __all__ = ["plan_anthropic"]
@@ -62,6 +62,16 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     auto = ctx.mode == "auto"
     notes: list[str] = []
     out: dict[str, Any] = dict(body)
+    # One pass for layout marks anywhere and the user's own breakpoints (they can sit on nested
+    # blocks too, e.g. text inside tool_result content). No marks (the usual case) lets safe
+    # mode skip splitting every message and the final strip.
+    marked = False
+    used = 0
+    for k, v in body.items():
+        v_marked, v_keys = scan(v, "cache_control")
+        marked = marked or v_marked
+        if k in ("tools", "system", "messages"):
+            used += v_keys
 
     tools = body.get("tools")
     if auto and isinstance(tools, list) and len(tools) > 1:
@@ -120,7 +130,7 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     dyn: set[tuple[int, int]] = set()
     msg_static: set[tuple[int, int]] = set()
     last = len(msgs) - 1
-    for mi, msg in enumerate(msgs):
+    for mi, msg in enumerate(msgs if auto or marked else ()):
         if not isinstance(msg, dict):
             continue
         content = msg.get("content")
@@ -241,12 +251,6 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     match = ctx.state.record(fkey, seq, ctx.now, coarse)
     gaps, growth_gaps, grown = ctx.state.snapshot(fkey)
 
-    # Breakpoints can sit on nested blocks too (text inside tool_result content).
-    used = (
-        count_key(tools, "cache_control")
-        + count_key(system, "cache_control")
-        + count_key(messages, "cache_control")
-    )
     auto_cc = body.get("cache_control")
     auto_ttl = None
     if isinstance(auto_cc, dict):
@@ -323,5 +327,6 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             out["system"] = new_sys
     if isinstance(messages, list) and any(a is not b for a, b in zip(msgs, messages, strict=False)):
         out["messages"] = msgs
-    out = strip_deep(out)
+    if marked:
+        out = strip_deep(out)
     return ctx.finish(body, out, notes, chars=chars)

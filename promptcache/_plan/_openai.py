@@ -24,7 +24,7 @@ from promptcache._plan._core import Pos, Strategy, family_key, place, pos_of
 from promptcache._plan._ctx import Ctx
 from promptcache._plan._layout import has_marks
 from promptcache._plan._models import openai_explicit, openai_min_tokens
-from promptcache._plan._text import count_key, relayout, strip_deep
+from promptcache._plan._text import relayout, scan, strip_deep
 from promptcache._plan._volatile import diff_label
 
 __all__ = ["is_openai_host", "plan_openai"]
@@ -94,6 +94,15 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     notes: list[str] = []
     out: dict[str, Any] = dict(body)
     items_key = "input" if responses else "messages"
+    # One pass for layout marks anywhere and the user's own breakpoints. No marks (the usual
+    # case) lets safe mode skip splitting every message and the final strip.
+    marked = False
+    used = 0
+    for k, v in body.items():
+        v_marked, v_keys = scan(v, "prompt_cache_breakpoint")
+        marked = marked or v_marked
+        if k == items_key:
+            used = v_keys
 
     tools = body.get("tools")
     if auto and isinstance(tools, list) and len(tools) > 1:
@@ -147,7 +156,7 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             out["instructions"] = kept
     part_type = "input_text" if responses else "text"
     last = len(items) - 1
-    for mi, item in enumerate(items):
+    for mi, item in enumerate(items if auto or marked else ()):
         if not isinstance(item, dict):
             continue
         is_head = mi < n_head
@@ -352,7 +361,6 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             and (ends_in_tool_output or not pos[stable[-1]].cacheable)
         )
         budget = MAX_BREAKPOINTS - (1 if implicit else 0)
-        used = count_key(raw_items, "prompt_cache_breakpoint")
         ratio, calibrated = ctx.state.calibration.ratio(ctx.info.model)
         strategy = Strategy(
             slots=budget - used,
@@ -413,5 +421,6 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             pass
         else:
             out[items_key] = items
-    out = strip_deep(out)
+    if marked:
+        out = strip_deep(out)
     return ctx.finish(body, out, notes, chars=chars, added=frozenset(added), family=fkey)

@@ -9,7 +9,7 @@ import orjson
 from promptcache._plan._layout import has_marks, split_marked, strip_marks
 from promptcache._plan._volatile import volatile_lines
 
-__all__ = ["count_key", "relayout", "strip_deep"]
+__all__ = ["count_key", "relayout", "scan", "strip_deep"]
 
 
 def relayout(text: str, *, volatile: bool, labels: frozenset[str]) -> tuple[str, list[str], bool]:
@@ -139,34 +139,80 @@ def _marked(obj: Any) -> bool:
 
 
 def count_key(obj: Any, key: str) -> int:
-    """Count dicts anywhere in ``obj`` that carry ``key`` (e.g. the user's own breakpoints).
+    """Count dicts anywhere in ``obj`` that carry ``key`` (e.g. the user's own breakpoints)."""
+    return scan(obj, key)[1]
 
-    Text containers are walked in Python (strings cost nothing); structure subtrees (tool
-    schemas) are counted in their compact JSON, where ``"key":`` can only be a key: inside a
-    string value the quotes would be escaped.
+
+def scan(obj: Any, key: str) -> tuple[bool, int]:
+    """Return ``(has_marks, count)``: layout marks anywhere in ``obj``, dicts carrying ``key``.
+
+    One pass instead of two walks. Text containers are walked in Python (a string costs O(1):
+    see :func:`strip_deep`); structure subtrees (tool schemas) are serialised once, where
+    ``"key":`` can only be a key (inside a string value the quotes would be escaped) and ASCII
+    output proves there is no mark.
     """
     pattern = b'"' + key.encode() + b'":'
+    marked = False
+
+    def text(v: str) -> None:
+        nonlocal marked
+        if not marked and not v.isascii() and has_marks(v):
+            marked = True
 
     def walk(o: Any) -> int:
+        nonlocal marked
         if isinstance(o, dict):
             n = 1 if key in o else 0
             for k, v in o.items():
-                if type(v) is str or not isinstance(v, (dict, list)):
+                if type(v) is str:
+                    if not v.isascii():
+                        text(v)
+                    continue
+                if not isinstance(v, (dict, list)):
+                    if isinstance(v, str):
+                        text(v)
                     continue
                 if k not in _TEXT_KEYS:
                     try:
-                        n += orjson.dumps(v).count(pattern)
-                        continue
+                        raw = orjson.dumps(v)
                     except (TypeError, orjson.JSONEncodeError):
-                        pass
+                        raw = None
+                    if raw is not None:
+                        n += raw.count(pattern)
+                        if not marked and not raw.isascii() and _marked(v):
+                            marked = True
+                        continue
                 n += walk(v)
             return n
         if isinstance(o, list):
             n = 0
             for v in o:
-                if type(v) is not str and isinstance(v, (dict, list)):
+                if type(v) is dict:
+                    # A message or block of plain strings (most of a conversation): checked
+                    # here, without a call per item.
+                    flat = True
+                    for x in v.values():
+                        if type(x) is str:
+                            if not x.isascii():
+                                text(x)
+                        elif isinstance(x, (dict, list, str)):
+                            flat = False
+                            break
+                    if flat:
+                        n += key in v
+                        continue
                     n += walk(v)
+                elif type(v) is str:
+                    if not v.isascii():
+                        text(v)
+                elif isinstance(v, (dict, list)):
+                    n += walk(v)
+                elif isinstance(v, str):
+                    text(v)
             return n
+        if isinstance(o, str):
+            text(o)
         return 0
 
-    return walk(obj)
+    n = walk(obj)
+    return marked, n

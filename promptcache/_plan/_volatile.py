@@ -19,6 +19,7 @@ MAX_LINE: Final = 200
 SCAN_WINDOW: Final = 4000
 
 _DIGIT: Final = re.compile(r"\d")
+_ASCII_DIGITS: Final = "0123456789"
 _VOLATILE: Final = re.compile(
     r"""
       \d{4}-\d{2}-\d{2}(?:[T\s]\d{1,2}:\d{2})?                       # ISO date / datetime
@@ -55,17 +56,32 @@ def volatile_lines(text: str, labels: frozenset[str] = frozenset()) -> list[tupl
     spans: set[tuple[int, int]] = set()
     n = len(text)
     windows = [(0, n)] if n <= 2 * SCAN_WINDOW else [(0, SCAN_WINDOW), (n - SCAN_WINDOW, n)]
+    ascii_text = text.isascii()
     for ws, we in windows:
         # Every pattern needs a digit: jump from digit to digit, test only short lines.
         pos = ws
+        nxt = [text.find(c, ws, we) for c in _ASCII_DIGITS] if ascii_text else []
         while True:
-            d = _DIGIT.search(text, pos, we)
-            if d is None:
-                break
-            ls, le = _line_bounds(text, d.start(), d.start())
+            if ascii_text:
+                # ASCII text: the next digit by memchr-speed finds (one per digit, advanced
+                # only when passed), ~10x cheaper than a regex scan of the window.
+                at = -1
+                for i, x in enumerate(nxt):
+                    if 0 <= x < pos:
+                        nxt[i] = x = text.find(_ASCII_DIGITS[i], pos, we)
+                    if x >= 0 and (at < 0 or x < at):
+                        at = x
+                if at < 0:
+                    break
+            else:
+                d = _DIGIT.search(text, pos, we)  # \d: any Unicode digit
+                if d is None:
+                    break
+                at = d.start()
+            ls, le = _line_bounds(text, at, at)
             if le - ls <= MAX_LINE and _VOLATILE.search(text, ls, le):
                 spans.add((ls, le))
-            pos = max(le, d.start() + 1)
+            pos = max(le, at + 1)
     for label in labels:
         pos = 0
         while True:

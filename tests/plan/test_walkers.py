@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptcache._plan._layout import MARK_CHARS, strip_marks
-from promptcache._plan._text import count_key, strip_deep
+from promptcache._plan._text import count_key, scan, strip_deep
 
 KEYS = st.sampled_from(
     ["cache_control", "prompt_cache_breakpoint", "content", "tools", "input", "x", "text"]
@@ -69,3 +69,9 @@ def test_count_key_ignores_the_key_inside_string_values() -> None:
     ]
     assert count_key(tools, "cache_control") == 1
     assert count_key({"tools": tools, "cache_control": {}}, "cache_control") == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON, st.sampled_from(["cache_control", "prompt_cache_breakpoint"]))
+def test_scan_finds_marks_and_keys_like_the_recursive_definitions(value: Any, key: str) -> None:
+    assert scan(value, key) == (marks_anywhere(value), naive_count(value, key))

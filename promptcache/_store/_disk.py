@@ -127,6 +127,8 @@ class DiskStore:
             # of diskcache's transaction of five (about 25 µs less per miss); diskcache's own
             # triggers keep its entry count and volume. An existing key (DO NOTHING: rowcount
             # 0) takes diskcache's path, which also removes the old value's file if it had one.
+            # ``_con`` is diskcache's connection for this thread (private, but stable for years;
+            # tests/core/test_writebehind.py checks a round trip and the size limit).
             now = time.time()
             expire = None if ttl is None else now + ttl
             if cache._con.execute(_INSERT_NEW, (key, now, expire, now, value)).rowcount == 1:

@@ -16,7 +16,7 @@ from promptcache._plan._core import Pos, Strategy, choose_ttl, family_key, place
 from promptcache._plan._ctx import Ctx
 from promptcache._plan._layout import has_marks
 from promptcache._plan._models import anthropic_min_tokens
-from promptcache._plan._text import relayout, scan, strip_deep
+from promptcache._plan._text import TEXT_KEYS, relayout, scan, strip_deep
 from promptcache._plan._volatile import diff_label
 
 __all__ = ["plan_anthropic"]
@@ -68,7 +68,7 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     marked = False
     used = 0
     for k, v in body.items():
-        v_marked, v_keys = scan(v, "cache_control")
+        v_marked, v_keys = scan(v, "cache_control", structure=k not in TEXT_KEYS)
         marked = marked or v_marked
         if k in ("tools", "system", "messages"):
             used += v_keys

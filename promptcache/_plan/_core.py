@@ -154,13 +154,20 @@ def place(
     n = len(pos)
     cum = [0.0] * n
     total = 0.0
-    for i, p in enumerate(pos):
-        total += p.chars / strategy.chars_per_token
-        cum[i] = total
-
+    cpt = strategy.chars_per_token
     # Everything after the first dynamic position differs next time too (an assistant prefill
     # after moved text, say): only what precedes it is a prefix worth writing.
-    first_dyn = next((i for i, p in enumerate(pos) if p.dynamic), n)
+    first_dyn = n
+    head_end = static_end = -1
+    for i, p in enumerate(pos):  # one pass: sizes, first dynamic block, head and static ends
+        total += p.chars / cpt
+        cum[i] = total
+        if p.dynamic and first_dyn == n:
+            first_dyn = i
+        if p.section == "system" or p.section == "tools":
+            head_end = i
+        if p.static_mark:
+            static_end = i
 
     def eligible(i: int) -> bool:
         return i < first_dyn and pos[i].cacheable and cum[i] >= strategy.min_tokens
@@ -171,7 +178,7 @@ def place(
                 return i
         return None
 
-    stable = [i for i in range(first_dyn)]
+    stable = list(range(first_dyn))
     candidates: list[tuple[int, Ttl, str]] = []
 
     # C: the end of the stable content, when a later request will extend it.
@@ -187,8 +194,6 @@ def place(
         if s is not None:
             candidates.append((s, head_ttl, "reuse"))
     # The head (tools + system) and the app's static marks, when known to be reused.
-    head_end = max((i for i in range(n) if pos[i].section in ("tools", "system")), default=-1)
-    static_end = max((i for i in range(n) if pos[i].static_mark), default=-1)
     for end, why in ((static_end, "static"), (head_end, "head")):
         if end < 0 or head_ttl is None:
             continue

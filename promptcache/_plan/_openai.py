@@ -24,7 +24,7 @@ from promptcache._plan._core import Pos, Strategy, family_key, place, pos_of
 from promptcache._plan._ctx import Ctx
 from promptcache._plan._layout import has_marks
 from promptcache._plan._models import openai_explicit, openai_min_tokens
-from promptcache._plan._text import relayout, scan, strip_deep
+from promptcache._plan._text import TEXT_KEYS, relayout, scan, strip_deep
 from promptcache._plan._volatile import diff_label
 
 __all__ = ["is_openai_host", "plan_openai"]
@@ -99,7 +99,7 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     marked = False
     used = 0
     for k, v in body.items():
-        v_marked, v_keys = scan(v, "prompt_cache_breakpoint")
+        v_marked, v_keys = scan(v, "prompt_cache_breakpoint", structure=k not in TEXT_KEYS)
         marked = marked or v_marked
         if k == items_key:
             used = v_keys

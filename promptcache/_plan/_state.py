@@ -14,6 +14,8 @@ import itertools
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from itertools import compress, count
+from operator import ne
 from typing import Final
 
 from promptcache._plan._tokens import Calibration
@@ -169,16 +171,6 @@ class PlannerState:
 
 
 def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:
-    # Binary search on C-speed tuple slice comparisons: O(log n) compares instead of a Python
-    # loop over every block (this runs against up to 8 earlier requests on every call).
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    lo, hi = 0, n - 1  # the answer is in [lo, hi]: a[:lo] == b[:lo] and a[:n] != b[:n]
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    # Index of the first difference, found by C iterators (no Python loop over the blocks):
+    # this runs against up to 8 earlier requests on every call.
+    return next(compress(count(), map(ne, a, b)), min(len(a), len(b)))

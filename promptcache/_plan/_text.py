@@ -9,7 +9,7 @@ import orjson
 from promptcache._plan._layout import has_marks, split_marked, strip_marks
 from promptcache._plan._volatile import volatile_lines
 
-__all__ = ["count_key", "relayout", "scan", "strip_deep"]
+__all__ = ["TEXT_KEYS", "count_key", "relayout", "scan", "strip_deep"]
 
 
 def relayout(text: str, *, volatile: bool, labels: frozenset[str]) -> tuple[str, list[str], bool]:
@@ -46,7 +46,7 @@ def relayout(text: str, *, volatile: bool, labels: frozenset[str]) -> tuple[str,
 # Keys whose containers carry prompt text (often huge strings): walked in Python, where a
 # string costs O(1). Containers under any other key are structure (tool schemas, tool calls,
 # response formats): many small nodes, so one C-speed serialisation tells they are mark-free.
-_TEXT_KEYS: Final = frozenset({"messages", "input", "content", "system", "instructions", "output"})
+TEXT_KEYS: Final = frozenset({"messages", "input", "content", "system", "instructions", "output"})
 
 
 def _ascii(obj: Any) -> bool:
@@ -77,7 +77,7 @@ def strip_deep(obj: Any) -> Any:
                     continue
                 nv: Any = strip_marks(v)
             elif tv is dict or tv is list:
-                if k not in _TEXT_KEYS and _ascii(v):
+                if k not in TEXT_KEYS and _ascii(v):
                     continue
                 nv = strip_deep(v)
                 if nv is v:
@@ -143,13 +143,14 @@ def count_key(obj: Any, key: str) -> int:
     return scan(obj, key)[1]
 
 
-def scan(obj: Any, key: str) -> tuple[bool, int]:
+def scan(obj: Any, key: str, *, structure: bool = False) -> tuple[bool, int]:
     """Return ``(has_marks, count)``: layout marks anywhere in ``obj``, dicts carrying ``key``.
 
     One pass instead of two walks. Text containers are walked in Python (a string costs O(1):
     see :func:`strip_deep`); structure subtrees (tool schemas) are serialised once, where
     ``"key":`` can only be a key (inside a string value the quotes would be escaped) and ASCII
-    output proves there is no mark.
+    output proves there is no mark. ``structure=True`` says ``obj`` itself is structure (the
+    value of a body key such as ``tools``), to be serialised rather than walked.
     """
     pattern = b'"' + key.encode() + b'":'
     marked = False
@@ -172,7 +173,7 @@ def scan(obj: Any, key: str) -> tuple[bool, int]:
                     if isinstance(v, str):
                         text(v)
                     continue
-                if k not in _TEXT_KEYS:
+                if k not in TEXT_KEYS:
                     try:
                         raw = orjson.dumps(v)
                     except (TypeError, orjson.JSONEncodeError):
@@ -214,5 +215,8 @@ def scan(obj: Any, key: str) -> tuple[bool, int]:
             text(o)
         return 0
 
-    n = walk(obj)
+    if structure and type(obj) is not str and isinstance(obj, (dict, list)):
+        n = walk({"": obj})  # a key outside TEXT_KEYS: one serialisation
+    else:
+        n = walk(obj)
     return marked, n

@@ -74,4 +74,6 @@ def test_count_key_ignores_the_key_inside_string_values() -> None:
 @settings(max_examples=300, deadline=None)
 @given(JSON, st.sampled_from(["cache_control", "prompt_cache_breakpoint"]))
 def test_scan_finds_marks_and_keys_like_the_recursive_definitions(value: Any, key: str) -> None:
-    assert scan(value, key) == (marks_anywhere(value), naive_count(value, key))
+    expected = (marks_anywhere(value), naive_count(value, key))
+    assert scan(value, key) == expected
+    assert scan(value, key, structure=True) == expected

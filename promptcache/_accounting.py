@@ -48,6 +48,18 @@ def _pico_of(text: str) -> int | None:
         return None
 
 
+def _usd(pico: int) -> str:
+    """Picodollars as a plain decimal USD string (``"0.0153"``), exact, without Decimal."""
+    sign = "-" if pico < 0 else ""
+    whole, frac = divmod(abs(pico), 10**12)
+    return f"{sign}{whole}.{frac:012d}".rstrip("0") if frac else f"{sign}{whole}"
+
+
+# Pure functions of a handful of values per client: memoised off the request path's hot loop.
+_infer_provider = functools.lru_cache(maxsize=1024)(infer_provider)
+_provider_from_model = functools.lru_cache(maxsize=1024)(provider_from_model)
+
+
 def _meta_pico(meta: Mapping[str, Any], key: str) -> int | None:
     v = meta.get(key)
     return _pico_of(v) if isinstance(v, str) else None
@@ -92,7 +104,7 @@ class LedgerAccountant:
         attr = info.attribution
         api = info.api.value
         if status >= 400:
-            provider = infer_provider(info.api, info.base_url, info.model)
+            provider = _infer_provider(info.api, info.base_url, info.model)
             # Failed requests are not billed: known zero tokens and a known zero cost.
             self._append(
                 Record(ts, api, provider, info.model or "", attr.function, attr.tags,
@@ -101,33 +113,40 @@ class LedgerAccountant:
             return None
         d = decode(info.api, body, stream=info.stream)
         model = d.model or info.model or ""
-        provider = infer_provider(info.api, info.base_url, model)
+        provider = _infer_provider(info.api, info.base_url, model)
         u = d.usage
         if u is None:
             # Nothing reported (a Chat stream without include_usage, a cut stream): the bill
             # is unknown, not zero. No price warning: the price is not what is missing.
-            cost = None
-            without = None
+            cost = without = None
             self._append(
                 Record(ts, api, provider, model, attr.function, attr.tags, info.tenant,
                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, None, None, None)
             )  # fmt: skip
         else:
-            c = self._book.price(
-                u,
+            ttl = u.cache_write_tokens_by_ttl
+            counts = (
+                u.input_tokens,
+                u.cache_read_tokens,
+                ttl.get("5m", 0),
+                ttl.get("1h", 0),
+                ttl.get("30m", 0),
+                ttl.get("12h", 0),
+                u.output_tokens,
+                u.reasoning_tokens,
+            )
+            priced = self._book.pico(
+                counts,
                 provider=provider,
                 models=(d.model, info.model),
                 when=ts,
                 context=d.price_context,
-                fallback=provider_from_model(info.api, model),
+                fallback=_provider_from_model(info.api, model),
             )
-            cost, without = c.paid, c.without_provider_cache
-            ttl = u.cache_write_tokens_by_ttl
+            cost, without = priced if priced is not None else (None, None)
             self._append(
                 Record(ts, api, provider, model, attr.function, attr.tags, info.tenant,
-                       0, 0, 1, u.input_tokens, u.cache_read_tokens, ttl.get("5m", 0),
-                       ttl.get("1h", 0), ttl.get("30m", 0), ttl.get("12h", 0), u.output_tokens,
-                       u.reasoning_tokens, to_pico(cost), to_pico(without), None, None)
+                       0, 0, 1, *counts, cost, without, None, None)
             )  # fmt: skip
         return {
             "v": META_VERSION,
@@ -135,8 +154,8 @@ class LedgerAccountant:
             "provider": provider,
             "model": model,
             "usage": None if u is None else u.to_json(),
-            "cost": None if cost is None else str(cost),
-            "cost_without_provider_cache": None if without is None else str(without),
+            "cost": None if cost is None else _usd(cost),
+            "cost_without_provider_cache": None if without is None else _usd(without),
         }
 
     def record_local_hit(self, info: RequestInfo, meta: UsageMeta | None) -> None:
@@ -153,7 +172,7 @@ class LedgerAccountant:
             provider = ""
             avoided = avoided_without = None
         if not provider:
-            provider = infer_provider(info.api, info.base_url, model)
+            provider = _infer_provider(info.api, info.base_url, model)
         # A hit sends nothing and pays nothing: tokens 0, cost a known 0.
         self._append(
             Record(ts, info.api.value, provider, model, attr.function, attr.tags, info.tenant,

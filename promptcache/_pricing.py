@@ -302,6 +302,124 @@ def _rates_from_genai(mp: Any) -> _Rates | None:
     )
 
 
+def _daily(info: Any) -> bool:
+    """Whether ``info``'s prices depend on the date only (not on the time of day)."""
+    from genai_prices.types import StartDateConstraint
+
+    conds = [c.constraint for c in info.prices] if isinstance(info.prices, list) else []
+    conds += [v.constraint for v in info.price_variants or ()]
+    return all(c is None or isinstance(c, StartDateConstraint) for c in conds)
+
+
+IntRate = int | tuple[int, tuple[tuple[int, int], ...]]
+
+
+def _places(d: Decimal) -> int:
+    exp = d.as_tuple().exponent
+    return -exp if isinstance(exp, int) and exp < 0 else 0
+
+
+def _scaled(rate: Rate | None, scale: int) -> IntRate | None:
+    if rate is None:
+        return None
+    if isinstance(rate, Decimal):
+        return int(rate * scale)
+    base, tiers = rate
+    return (int(base * scale), tuple((start, int(p * scale)) for start, p in tiers))
+
+
+def _ipick(rate: IntRate | None, total_input: int) -> int | None:
+    if rate is None or isinstance(rate, int):
+        return rate
+    base, tiers = rate
+    for start, price in reversed(tiers):  # as _pick
+        if total_input > start:
+            return price
+    return base
+
+
+@dataclass(frozen=True, slots=True)
+class _IntRates:
+    """:class:`_Rates` as integers: per-MTok rates times ``10**exp``, exact for these rates."""
+
+    exp: int
+    input: IntRate
+    output: IntRate
+    cache_read: IntRate | None
+    write_5m: IntRate | None
+    write_1h: IntRate | None
+    write_30m: IntRate | None
+    write_12h: IntRate | None
+    reasoning: IntRate | None
+    fee: int  # requests_kcount / 1000 USD in picodollars times 10**exp
+
+    @classmethod
+    def of(cls, r: _Rates) -> _IntRates:
+        rates = (r.input, r.output, r.cache_read, r.write_5m, r.write_1h, r.write_30m,
+                 r.write_12h, r.reasoning)  # fmt: skip
+        decs = [
+            d
+            for rate in rates
+            if rate is not None
+            for d in ((rate,) if isinstance(rate, Decimal) else (rate[0], *(p for _, p in rate[1])))
+        ]
+        # The smallest power of ten that makes every rate (and the fee) an integer.
+        exp = max([0, *(_places(d) for d in decs)])
+        req = r.requests_kcount
+        if req is not None:
+            exp = max(exp, _places(req) - 9)
+        scale = 10**exp
+        s = [_scaled(rate, scale) for rate in rates]
+        fee = int(req * 10 ** (9 + exp)) if req is not None else 0
+        inp, out = s[0], s[1]
+        assert inp is not None and out is not None
+        return cls(exp, inp, out, s[2], s[3], s[4], s[5], s[6], s[7], fee)
+
+    def price(self, counts: tuple[int, int, int, int, int, int, int, int]) -> tuple[int, int]:
+        """``(paid, without_provider_cache)`` picodollars; the same arithmetic as compute()."""
+        total, read_t, w5m_t, w1h_t, w30m_t, w12h_t, out_t, reasoning_t = counts
+        inp = _ipick(self.input, total)
+        out = _ipick(self.output, total)
+        assert inp is not None and out is not None
+        read = _ipick(self.cache_read, total)
+        w5 = _ipick(self.write_5m, total)
+        w_generic = w5 if w5 is not None else inp
+        w1h = _ipick(self.write_1h, total)
+        w30m = _ipick(self.write_30m, total)
+        w12h = _ipick(self.write_12h, total)
+        uncached = total - read_t - w5m_t - w1h_t - w30m_t - w12h_t
+        paid = (
+            uncached * inp
+            + read_t * (read if read is not None else inp)
+            + w5m_t * w_generic
+            + w1h_t * (w1h if w1h is not None else w_generic)
+            + w30m_t * (w30m if w30m is not None else w_generic)
+            + w12h_t * (w12h if w12h is not None else w_generic)
+        )
+        r_rate = _ipick(self.reasoning, total)
+        if r_rate is not None:
+            output_cost = (out_t - reasoning_t) * out + reasoning_t * r_rate
+        else:
+            output_cost = out_t * out
+        # USD = per-MTok sum / 10**6 + fee, so picodollars = sum * 10**6 + fee (all times
+        # 10**exp); rounded half-even like to_pico().
+        return (
+            _round((paid + output_cost) * 1_000_000 + self.fee, self.exp),
+            _round((total * inp + output_cost) * 1_000_000 + self.fee, self.exp),
+        )
+
+
+def _round(value: int, exp: int) -> int:
+    """``value / 10**exp`` rounded half-even."""
+    if not exp:
+        return value
+    div: int = 10**exp
+    q, r = divmod(value, div)
+    if 2 * r > div or (2 * r == div and q & 1):
+        q += 1
+    return q
+
+
 class PriceBook:
     """Looks up rates (overrides first, then genai-prices) and prices calls; thread-safe.
 
@@ -318,6 +436,8 @@ class PriceBook:
         self._models: dict[tuple[str, str], Any] = {}
         self._warned: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        # (provider, models, context, fallback, UTC day) -> integer rates, None when unknown.
+        self._int_rates: dict[tuple[Any, ...], _IntRates | None] = {}
 
     def _model_info(self, provider: str, model: str) -> Any:
         key = (provider, model)
@@ -347,10 +467,22 @@ class PriceBook:
 
         ``fallback`` is a second provider to look the model up under (from the model name).
         """
+        return self._resolve(provider, models, when, context, fallback)[0]
+
+    def _resolve(
+        self,
+        provider: str,
+        models: tuple[str | None, ...],
+        when: float,
+        context: tuple[tuple[str, str], ...],
+        fallback: str | None,
+    ) -> tuple[_Rates | None, bool]:
+        """:meth:`rates`, and whether the answer holds for the whole UTC day of ``when``."""
         names = [m for m in models if m]
         for m in names:
             if (o := self._overrides.get(m.lower())) is not None:
-                return o
+                return o, True
+        daily = True
         for m in names:
             info = self._model_info(provider, m)
             if info is None and fallback is not None and fallback != provider:
@@ -358,12 +490,61 @@ class PriceBook:
                 info = self._model_info(fallback, m)
             if info is None:
                 continue
+            daily = daily and _daily(info)
             ts = datetime.fromtimestamp(when, UTC)
             mp = info.get_prices(ts, dict(context) if context else None)
             rates = _rates_from_genai(mp)
             if rates is not None:
-                return rates
-        return None
+                return rates, daily
+        return None, daily
+
+    def pico(
+        self,
+        counts: tuple[int, int, int, int, int, int, int, int],
+        *,
+        provider: str,
+        models: tuple[str | None, ...],
+        when: float,
+        context: tuple[tuple[str, str], ...] = (),
+        fallback: str | None = None,
+    ) -> tuple[int, int] | None:
+        """Price like :meth:`price`, in integer picodollars, rounded half-even as the ledger does.
+
+        ``counts`` are ``(input, cache_read, 5m, 1h, 30m, 12h, output, reasoning)`` tokens.
+        Returns ``(paid, without_provider_cache)``, or ``None`` (and a warning, once) when no
+        price is known. This is the request path: rates are resolved once per model, price
+        context and UTC day (per call for prices that change with the time of day) and the
+        arithmetic is on integers, so it costs a dict lookup and a few multiplications.
+        """
+        key = (provider, models, context, fallback, when // 86400)
+        try:
+            ir = self._int_rates[key]
+        except KeyError:
+            rates, daily = self._resolve(provider, models, when, context, fallback)
+            ir = None if rates is None else _IntRates.of(rates)
+            if daily:
+                if len(self._int_rates) >= 4096:
+                    self._int_rates.clear()  # a new day: yesterday's keys are dead weight
+                self._int_rates[key] = ir
+        if ir is None:
+            self._warn_unknown(provider, models)
+            return None
+        return ir.price(counts)
+
+    def _warn_unknown(self, provider: str, models: tuple[str | None, ...]) -> None:
+        key = (provider, next((m for m in models if m), "") or "")
+        if key not in self._warned:
+            with self._lock:
+                first = key not in self._warned
+                self._warned.add(key)
+            if first:
+                warnings.warn(
+                    f"no price known for model {key[1]!r} (provider {provider!r}); its cost "
+                    "is recorded as unknown. Pass prices={model: promptcache.ModelPrice(...)}"
+                    " to set one.",
+                    PriceWarning,
+                    stacklevel=4,
+                )
 
     def price(
         self,
@@ -382,19 +563,7 @@ class PriceBook:
         """
         rates = self.rates(provider, models, when, context, fallback)
         if rates is None:
-            key = (provider, next((m for m in models if m), "") or "")
-            if key not in self._warned:
-                with self._lock:
-                    first = key not in self._warned
-                    self._warned.add(key)
-                if first:
-                    warnings.warn(
-                        f"no price known for model {key[1]!r} (provider {provider!r}); its cost "
-                        "is recorded as unknown. Pass prices={model: promptcache.ModelPrice(...)}"
-                        " to set one.",
-                        PriceWarning,
-                        stacklevel=2,
-                    )
+            self._warn_unknown(provider, models)
             return UNKNOWN
         if usage is None:
             return Cost(None, None, rates.source)

@@ -337,27 +337,147 @@ def _sse_anthropic(events: Iterator[tuple[str | None, Any]]) -> Decoded:
 # ---------------------------------------------------------------- entry points
 
 
+def _parse_block(block: bytes) -> tuple[str | None, Any] | None:
+    """Parse one SSE event block (no blank line inside); ``None`` when it carries no JSON."""
+    event: str | None = None
+    data_lines: list[str] = []
+    for line in block.decode("utf-8", errors="replace").split("\n"):
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data_lines.append(line[5:].removeprefix(" "))
+    if not data_lines:
+        return None
+    data = "\n".join(data_lines)
+    if data == "[DONE]":
+        return None
+    try:
+        return event, loads(data)
+    except JSONDecodeError:
+        # A stream cut mid-event leaves a partial last block; it reports nothing.
+        return None
+
+
+def _blocks(raw: bytes) -> list[bytes]:
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return raw.split(b"\n\n")
+
+
+def _reversed_blocks(raw: bytes) -> Iterator[bytes]:
+    """``reversed(_blocks(raw))`` without splitting the events that are never looked at."""
+    end = len(raw)
+    while True:
+        cut = raw.rfind(b"\n\n", 0, end)
+        if cut < 0:
+            yield raw[:end]
+            return
+        yield raw[cut + 2 : end]
+        end = cut
+
+
 def _sse_events(raw: bytes) -> Iterator[tuple[str | None, Any]]:
     """Yield ``(event name, parsed JSON data)`` per SSE event; tolerant of cut streams."""
-    text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
-    for block in text.split("\n\n"):
-        event: str | None = None
-        data_lines: list[str] = []
-        for line in block.split("\n"):
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data_lines.append(line[5:].removeprefix(" "))
-        if not data_lines:
+    for block in _blocks(raw):
+        parsed = _parse_block(block)
+        if parsed is not None:
+            yield parsed
+
+
+# The fast decoders below give exactly what the full ones above give, but parse only the
+# events that can change the result. Which those are is decided by a substring test on the
+# event's bytes: a JSON key or string value can only be present if its text is (providers do
+# not \u-escape ASCII), so skipping events without it never changes the result. The rest of a
+# stream — the text deltas — is never decoded. Unusual streams fall back to the full decoder.
+
+
+def _fast_chat(raw: bytes) -> Decoded:
+    usage: Usage | None = None
+    model: str | None = None
+    ctx: tuple[tuple[str, str], ...] = ()
+    # Which fields are still undecided. Later events win, so scan from the end and stop once
+    # every field is decided. A tier that does not change the price never decides the context,
+    # so when every service_tier in the stream is such a tier, the context is () already.
+    n_tier = raw.count(b'"service_tier"')
+    need_ctx = bool(n_tier) and n_tier != raw.count(b'"service_tier":"default"')
+    if need_ctx:
+        plain = sum(raw.count(b'"service_tier":' + v) for v in (b'"default"', b'"auto"', b"null"))
+        need_ctx = n_tier != plain
+    need_usage = need_model = True
+    for block in _reversed_blocks(raw):
+        if not (
+            (need_usage and b'"usage"' in block)
+            or (need_model and b'"model"' in block)
+            or (need_ctx and b'"service_tier"' in block)
+        ):
             continue
-        data = "\n".join(data_lines)
-        if data == "[DONE]":
+        parsed = _parse_block(block)
+        if parsed is None or not isinstance(parsed[1], Mapping):
             continue
-        try:
-            yield event, loads(data)
-        except JSONDecodeError:
-            # A stream cut mid-event leaves a partial last block; it reports nothing.
+        data = parsed[1]
+        if need_model and (m := _str(data, "model")):
+            model, need_model = m, False
+        if need_ctx and (c := _openai_context(data)):
+            ctx, need_ctx = c, False
+        if need_usage and isinstance(u := data.get("usage"), Mapping):
+            usage, need_usage = _chat_usage(u), False
+        if not (need_usage or need_model or need_ctx):
+            break
+    return Decoded(usage, model, ctx)
+
+
+_FINAL_NEEDLES = tuple(k.encode() for k in _RESPONSES_FINAL)
+
+
+def _fast_responses(raw: bytes) -> Decoded:
+    # The last final event decides; it names the model, so no later event can change it.
+    for block in _reversed_blocks(raw):
+        if not any(n in block for n in _FINAL_NEEDLES):
             continue
+        parsed = _parse_block(block)
+        if parsed is None or not isinstance(parsed[1], Mapping):
+            continue
+        event, data = parsed
+        resp = data.get("response")
+        if (_str(data, "type") or event) in _RESPONSES_FINAL and isinstance(resp, Mapping):
+            result = _decode_responses(resp)
+            if result.model is None:
+                break  # later non-final events could name the model: let the full decoder say
+            return result
+    else:
+        # No final event (a cut stream): the first event naming the model decides.
+        for block in _blocks(raw):
+            if b'"model"' not in block:
+                continue
+            parsed = _parse_block(block)
+            if parsed is None or not isinstance(parsed[1], Mapping):
+                continue
+            resp = parsed[1].get("response")
+            if isinstance(resp, Mapping) and _str(resp, "model"):
+                return Decoded(None, _str(resp, "model"), _openai_context(resp))
+        return Decoded(None)
+    return _sse_responses(_sse_events(raw))
+
+
+def _fast_anthropic(raw: bytes) -> Decoded:
+    blocks = _blocks(raw)
+    # message_start resets the snapshot, so only the last one and the deltas after it count.
+    for i in range(len(blocks) - 1, -1, -1):
+        if b"message_start" not in blocks[i]:
+            continue
+        start = _parse_block(blocks[i])
+        if start is not None and _str(start[1], "type") == "message_start":
+            break
+    else:
+        return Decoded(None)
+    if not _str(_map(start[1], "message"), "model"):
+        # An earlier message_start may name the model: let the full decoder say.
+        return _sse_anthropic(_sse_events(raw))
+    events = [start]
+    for block in blocks[i + 1 :]:
+        if b"message_delta" in block and (delta := _parse_block(block)) is not None:
+            events.append(delta)
+    return _sse_anthropic(iter(events))
 
 
 _JSON = {
@@ -369,6 +489,11 @@ _SSE = {
     Api.OPENAI_CHAT: _sse_chat,
     Api.OPENAI_RESPONSES: _sse_responses,
     Api.ANTHROPIC_MESSAGES: _sse_anthropic,
+}
+_FAST_SSE = {
+    Api.OPENAI_CHAT: _fast_chat,
+    Api.OPENAI_RESPONSES: _fast_responses,
+    Api.ANTHROPIC_MESSAGES: _fast_anthropic,
 }
 
 
@@ -386,6 +511,13 @@ def decode_json(api: Api, body: bytes | Mapping[str, Any]) -> Decoded:
 
 def decode_sse(api: Api, raw: bytes) -> Decoded:
     """Decode the usage of a server-sent-events stream from its raw bytes (complete or cut)."""
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return _FAST_SSE[api](raw)
+
+
+def decode_sse_full(api: Api, raw: bytes) -> Decoded:
+    """Decode like :func:`decode_sse`, parsing every event (the reference for the fast path)."""
     return _SSE[api](_sse_events(raw))
 
 

@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_local_cache.py", "bench_provider_cache.py"]
+SCRIPTS = [
+    "bench_local_cache.py",
+    "bench_provider_cache.py",
+    "bench_planner.py",
+    "bench_accountant.py",
+]
 
 if __name__ == "__main__":
     for script in SCRIPTS:

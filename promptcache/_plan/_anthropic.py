@@ -12,7 +12,15 @@ from typing import Any, Final
 
 from promptcache._hooks import Rewrite
 from promptcache._json import dumps
-from promptcache._plan._core import Pos, Strategy, choose_ttl, family_key, place, pos_of
+from promptcache._plan._core import (
+    Pos,
+    Strategy,
+    choose_ttl,
+    family_key,
+    place,
+    pos_of,
+    readable_blocks,
+)
 from promptcache._plan._ctx import Ctx
 from promptcache._plan._layout import has_marks
 from promptcache._plan._models import anthropic_min_tokens
@@ -248,7 +256,11 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
 
     chars = sum(p.chars for p in pos)
     seq = tuple(p.digest for p in pos if not p.dynamic)
-    match = ctx.state.record(fkey, seq, ctx.now, coarse)
+    ratio, calibrated = ctx.state.calibration.ratio(ctx.info.model)
+    opts = ctx.anthropic
+    min_tokens = opts.min_tokens or anthropic_min_tokens(ctx.info.model)
+    useful = readable_blocks(pos, min_tokens, ratio)
+    match = ctx.state.record(fkey, seq, ctx.now, coarse, useful)
     gaps, growth_gaps, grown = ctx.state.snapshot(fkey)
 
     auto_cc = body.get("cache_control")
@@ -256,9 +268,6 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     if isinstance(auto_cc, dict):
         used += 1
         auto_ttl = str(auto_cc.get("ttl") or "5m")
-    ratio, calibrated = ctx.state.calibration.ratio(ctx.info.model)
-    opts = ctx.anthropic
-    min_tokens = opts.min_tokens or anthropic_min_tokens(ctx.info.model)
     if ctx.state.is_rejected(ctx.info.base_url, "cache_control"):
         used = MAX_BREAKPOINTS
     strategy = Strategy(

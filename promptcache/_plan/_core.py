@@ -22,7 +22,16 @@ from typing import Any, Final, Literal
 import orjson
 import xxhash
 
-__all__ = ["Breakpoint", "Pos", "Strategy", "choose_ttl", "family_key", "place", "pos_of"]
+__all__ = [
+    "Breakpoint",
+    "Pos",
+    "Strategy",
+    "choose_ttl",
+    "family_key",
+    "place",
+    "pos_of",
+    "readable_blocks",
+]
 
 Ttl = Literal["5m", "1h"]
 
@@ -90,6 +99,25 @@ def pos_of(block: Any, *, cacheable: bool, section: str, msg: int = -1) -> Pos:
     # orjson and xxh3 run at tens of GB/s: hashing the serialised block is the cheap part.
     raw = _dumps(block)
     return Pos(len(raw), _xxh(raw), cacheable, section, msg)
+
+
+def readable_blocks(pos: Sequence[Pos], min_tokens: float, chars_per_token: float) -> int:
+    """Return how many leading non-dynamic positions reach ``min_tokens`` (1 if none do).
+
+    A prefix shared with an earlier request can be read from the provider cache only if it is
+    at least this long; below the minimum, sharing is a coincidence worth nothing.
+    """
+    need = min_tokens * chars_per_token
+    total = 0
+    k = 0
+    for p in pos:
+        if p.dynamic:
+            continue
+        k += 1
+        total += p.chars
+        if total >= need:
+            return k
+    return 1
 
 
 _FAMILY_MEMO: dict[tuple[str, ...], str] = {}

@@ -20,7 +20,7 @@ import xxhash
 
 from promptcache._api import Api
 from promptcache._hooks import Rewrite
-from promptcache._plan._core import Pos, Strategy, family_key, place, pos_of
+from promptcache._plan._core import Pos, Strategy, family_key, place, pos_of, readable_blocks
 from promptcache._plan._ctx import Ctx
 from promptcache._plan._layout import has_marks
 from promptcache._plan._models import openai_explicit, openai_min_tokens
@@ -322,7 +322,10 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
                 where.append((mi, -1))
         chars = sum(p.chars for p in pos)
         seq = tuple(p.digest for p in pos if not p.dynamic)
-        match = ctx.state.record(fkey, seq, ctx.now, coarse)
+        useful = readable_blocks(
+            pos, openai_min_tokens(ctx.info.model), ctx.state.calibration.ratio(ctx.info.model)[0]
+        )
+        match = ctx.state.record(fkey, seq, ctx.now, coarse, useful)
     added: set[str] = set()
 
     # --- prompt_cache_key ------------------------------------------------------------------------

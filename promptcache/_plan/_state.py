@@ -57,7 +57,7 @@ class Family:
     times: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_GAPS + 1))
     growth_gaps: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_GAPS))
     grown: bool = False
-    unshared: int = 0  # consecutive calls (after the first) that shared no prefix block
+    unshared: int = 0  # consecutive calls (after the first) that shared no readable prefix
     head_text: str | None = None
     labels: dict[str, int] = field(default_factory=dict)  # label -> times seen changing
     new_families: int = 0  # (heads only) families first seen under this coarse key
@@ -81,8 +81,14 @@ class PlannerState:
         self.calibration = Calibration()
 
     # --- families ---------------------------------------------------------------------------
-    def record(self, key: str, seq: tuple[int, ...], now: float, coarse: str = "") -> Match:
-        """Match ``seq`` against the family's recent requests, then remember it."""
+    def record(
+        self, key: str, seq: tuple[int, ...], now: float, coarse: str = "", useful: int = 1
+    ) -> Match:
+        """Match ``seq`` against the family's recent requests, then remember it.
+
+        ``useful`` is how many leading blocks a shared prefix needs before the provider can
+        read it (the model minimum): sharing fewer does not count as reuse.
+        """
         with self._lock:
             fam = self._families.get(key)
             if fam is None:
@@ -111,7 +117,10 @@ class PlannerState:
                 fam.grown = True
                 fam.growth_gaps.append(now - grew_at)
             if fam.calls > 0:
-                fam.unshared = 0 if m.common > 0 else fam.unshared + 1
+                # A shared prefix below the provider's minimum is no reuse: tools listed in a
+                # new order every call share a first tool by chance about half the time, and
+                # counting that as sharing kept writing prompts nobody reads.
+                fam.unshared = 0 if m.common >= max(1, useful) else fam.unshared + 1
             m.stale = fam.unshared >= 2
             # A request repeated verbatim (or a retry) refreshes rather than duplicates.
             fam.seqs = deque((s for s in fam.seqs if s[1] != seq), maxlen=MAX_SEQS)

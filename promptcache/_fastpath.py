@@ -228,6 +228,7 @@ def _sync_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., Any
         if call is None:
             return original(self, **kwargs)
         if call.read and call.key is not None:
+            call.epoch = engine.flights.finished
             entry = engine.lookup(call.key)
             if entry is not None:
                 engine.fast_hits += 1
@@ -262,6 +263,7 @@ def _async_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., An
         if call is None:
             return await original(self, **kwargs)
         if call.read and call.key is not None:
+            call.epoch = engine.flights.finished
             if engine.blocking:
                 entry = await asyncio.to_thread(engine.lookup, call.key)
             else:

@@ -96,6 +96,9 @@ class SingleFlight(Generic[T]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._flights: dict[str, Flight[T]] = {}
+        #: How many flights have finished: a caller that looked the store up before joining
+        #: compares it to know whether an answer may have been stored since.
+        self.finished = 0
 
     def join(self, key: str, owner: Hashable = None) -> tuple[Flight[T], bool]:
         """Return the flight for ``key`` and whether the caller (``owner``) is its leader."""
@@ -112,6 +115,7 @@ class SingleFlight(Generic[T]):
         with self._lock:
             if self._flights.get(flight.key) is flight:
                 del self._flights[flight.key]
+            self.finished += 1
             flight._finish(result)
 
     def abandon(self, flight: Flight[T]) -> None:

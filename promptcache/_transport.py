@@ -163,6 +163,7 @@ class Call:
     read: bool
     write: bool
     looked_up: bool = False  # the fast path already looked it up and missed
+    epoch: int = -1  # ``flights.finished`` when the fast path looked it up
     planned: bool = False  # ``sent`` is the planner's answer already (fast path)
     sent: Rewrite | None = None
 
@@ -699,8 +700,9 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                     break
                 if leader:
                     # Look again: a leader that just finished may have stored it meanwhile
-                    # (the fast path looked a moment ago: not worth a second read then).
-                    if call.read and not call.looked_up:
+                    # (the fast path looked a moment ago: not worth a second read then,
+                    # unless a flight finished since and may have stored it).
+                    if call.read and not (call.looked_up and call.epoch == engine.flights.finished):
                         entry = engine.lookup(key)
                         if entry is not None:
                             engine.flights.finish(flight, entry)
@@ -816,7 +818,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                     flight = None
                     break
                 if leader:
-                    if call.read and not call.looked_up:
+                    if call.read and not (call.looked_up and call.epoch == engine.flights.finished):
                         entry = await self._alookup(key)
                         if entry is not None:
                             engine.flights.finish(flight, entry)

@@ -27,7 +27,7 @@ from promptcache._plan._ctx import Ctx, PlanFacts
 from promptcache._plan._openai import plan_openai
 from promptcache._plan._options import AnthropicOptions, OpenAIOptions
 from promptcache._plan._state import PlannerState
-from promptcache._plan._text import strip_deep
+from promptcache._plan._text import count_key, strip_deep
 
 __all__ = ["AnthropicOptions", "DefaultPlanner", "OpenAIOptions"]
 
@@ -104,12 +104,25 @@ class DefaultPlanner:
         if info.api is Api.ANTHROPIC_MESSAGES:
             if "cache_control" not in text or not sent.changed or not isinstance(original, dict):
                 return None
-            # An endpoint (a proxy, a gateway) that refuses our breakpoints gets none again.
-            self._state.reject(info.base_url, {"cache_control"})
+            # An endpoint (a proxy, a gateway) that refuses our breakpoints gets none again. But
+            # when the app set breakpoints of its own, the 400 may well be about theirs (a 1h
+            # after a 5m, say): retry as written, and do not switch planning off for everyone.
+            if count_key(original, "cache_control") == 0:
+                self._state.reject(info.base_url, {"cache_control"})
             fallback: dict[str, Any] = strip_deep(original)
             return fallback if fallback != sent.body else None
+        if isinstance(original, dict) and any(
+            k.startswith("prompt_cache") and k not in sent.added_params and k in text
+            for k in original
+        ):
+            return None  # the 400 names a setting the app chose itself: theirs to see
         named = {p for p in sent.added_params if p in text}
         if "prompt_cache_breakpoint" in text:
+            ours = count_key(sent.body, "prompt_cache_breakpoint") - (
+                count_key(original, "prompt_cache_breakpoint") if isinstance(original, dict) else 0
+            )
+            if ours <= 0 and "prompt_cache_options" not in sent.added_params:
+                return None  # only the app's own breakpoints: not ours to remove or blame
             named.add("prompt_cache_options")
         if not named and sent.added_params and any(w in text for w in _REJECT_WORDS):
             named = set(sent.added_params)

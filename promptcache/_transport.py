@@ -577,11 +577,19 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         *,
         policy: PolicyName = "default",
         signed: bool = False,
+        owner: Callable[[], object] | None = None,
     ) -> None:
         self.engine = engine
         self.inner = inner
         self.policy: PolicyName = policy
         self.signed = signed
+        # A weak reference to the user's client that owns ``inner`` (None: nobody else does).
+        self.owner = owner
+
+    def _inner_is_ours(self) -> bool:
+        # Closing a wrapped client closes the user's http client only once the user's own
+        # client is gone (``wrap(AsyncOpenAI())`` inline): it is then the last handle on it.
+        return self.owner is None or self.owner() is None
 
     # --- shared steps ------------------------------------------------------------------------
 
@@ -777,7 +785,10 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         return self._live(request, upstream, headers)
 
     def close(self) -> None:
-        """Nothing to release: the inner client belongs to the user."""
+        """Close the inner client if the user's client it belongs to is gone."""
+        inner = self.inner
+        if isinstance(inner, httpx2.Client) and self._inner_is_ours():
+            inner.close()
 
     # --- async driver ------------------------------------------------------------------------
 
@@ -901,4 +912,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         return self._live(request, upstream, headers)
 
     async def aclose(self) -> None:
-        """Nothing to release: the inner client belongs to the user."""
+        """Close the inner client if the user's client it belongs to is gone."""
+        inner = self.inner
+        if isinstance(inner, httpx2.AsyncClient) and self._inner_is_ours():
+            await inner.aclose()

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -330,8 +331,9 @@ class PromptCache:
         from promptcache._transport import PromptCacheTransport
 
         existing = getattr(inner, "_transport", None)
+        owner: Callable[[], object] | None = weakref.ref(client)
         if isinstance(existing, PromptCacheTransport):
-            inner = existing.inner
+            inner, owner = existing.inner, existing.owner
         if any(k.__name__ in _PASS_THROUGH for k in type(client).__mro__):
             _warn_once(
                 name,
@@ -346,7 +348,9 @@ class PromptCache:
                 f"promptcache: {name} signs each request (SigV4); requests are cached and "
                 "accounted but never restructured.",
             )
-        transport = PromptCacheTransport(self.engine, inner, policy=policy, signed=signed)
+        transport = PromptCacheTransport(
+            self.engine, inner, policy=policy, signed=signed, owner=owner
+        )
         outer: httpx2.Client | httpx2.AsyncClient
         if isinstance(inner, httpx2.AsyncClient):
             outer = _OuterAsyncClient(inner, transport)

@@ -54,6 +54,7 @@ _NOT_BODY: Final = frozenset({"extra_headers", "extra_query", "extra_body", "tim
 # Keyword arguments the fast path leaves to the SDK (they become headers or query, or change
 # what is returned).
 _STEP_ASIDE: Final = frozenset({"extra_query", "extra_body", "user_profile_id", "workspace_id"})
+_CONTAINERS: Final = (dict, list, tuple)
 # Headers that make the SDK return something else than the parsed model (raw responses).
 _RAW_HEADERS: Final = ("x-stainless-raw-response", "x-stainless-override-cast-to")
 
@@ -149,6 +150,23 @@ def _hit_response(entry: Entry, request: httpx2.Request) -> httpx2.Response:
     return httpx2.Response(entry.status, headers=headers, content=entry.body, request=request)
 
 
+def _has_tuple(body: dict[str, Any]) -> bool:
+    """Whether a tuple sits anywhere in the arguments (JSON has none; the SDK sends a list).
+
+    The planner reads JSON: it must get the transport's parsed body rather than a tuple.
+    """
+    stack: list[Any] = [body]
+    while stack:
+        obj = stack.pop()
+        kind = type(obj)
+        if kind is tuple:
+            return True
+        for value in obj.values() if kind is dict else obj:
+            if type(value) in _CONTAINERS:
+                stack.append(value)
+    return False
+
+
 def _with_ticket(kwargs: dict[str, Any], ticket: str) -> dict[str, Any]:
     headers = dict(kwargs.get("extra_headers") or {})
     headers[TICKET_HEADER] = ticket
@@ -234,6 +252,8 @@ def _sync_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., Any
                 engine.fast_hits += 1
                 engine.record_hit(call, entry)
                 return _hit_object(client, spec, template, entry, bool(kwargs.get("stream")))
+        if call.body is not None and _has_tuple(call.body):
+            return original(self, **kwargs)
         ticket = _park(engine, call)
         try:
             return original(self, **_with_ticket(kwargs, ticket))
@@ -281,6 +301,8 @@ def _async_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., An
                         stream_cls=spec.stream_cls if stream else None,
                     )
                 return _hit_object(client, spec, template, entry, False)
+        if call.body is not None and _has_tuple(call.body):
+            return await original(self, **kwargs)
         ticket = _park(engine, call)
         try:
             return await original(self, **_with_ticket(kwargs, ticket))

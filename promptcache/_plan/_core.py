@@ -262,7 +262,8 @@ def place(
 
 def _order_ttls(bps: list[Breakpoint], pos: Sequence[Pos], strategy: Strategy) -> list[Breakpoint]:
     # Anthropic: a 1h breakpoint must not follow a 5m one. Ours bend to the user's: before a
-    # user 1h ours become 1h; after a user 5m ours become 5m; squeezed between both, dropped.
+    # user 1h ours become 1h; after a user 5m ours become 5m (a planned 1h is dropped);
+    # squeezed between both, dropped.
     user = [(i, p.user_ttl or "5m") for i, p in enumerate(pos) if p.user_ttl is not None]
     if strategy.user_auto_ttl is not None:
         user.append((len(pos), strategy.user_auto_ttl or "5m"))
@@ -275,6 +276,10 @@ def _order_ttls(bps: list[Breakpoint], pos: Sequence[Pos], strategy: Strategy) -
         if later_1h:
             b.ttl = "1h"
         elif earlier_5m:
+            if b.ttl == "1h":
+                # 1h was chosen because 5m entries expire before the next read: a 5m write
+                # here would cost 1.25x and never be read, so none is better.
+                continue
             b.ttl = "5m"
         out.append(b)
     # Among ours: anything before a 1h becomes 1h (costs only if it writes; keeps order legal).

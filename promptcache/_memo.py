@@ -44,6 +44,8 @@ _KEY_OPTS: Final = (
     orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 )
 _TAG: Final = "$t"
+# Response ids the SDKs set on a top-level response object (public, despite the underscore).
+_RESPONSE_IDS: Final = ("_request_id", "_workspace_id")
 
 
 class MemoHelpers(Protocol):
@@ -177,7 +179,12 @@ def _encode(value: object, where: str) -> Any:
     model = _pydantic_model(value)
     if model is not None and _sdk_class(f"{t.__module__}:{t.__qualname__}") is t:
         dump = model.model_dump(mode="json", by_alias=True, exclude_unset=True)
-        return {_TAG: "model", "cls": f"{t.__module__}:{t.__qualname__}", "v": dump}
+        out = {_TAG: "model", "cls": f"{t.__module__}:{t.__qualname__}", "v": dump}
+        # The SDKs' public response ids live outside the fields: keep them too.
+        ids = {n: getattr(model, n) for n in _RESPONSE_IDS if isinstance(getattr(model, n, 0), str)}
+        if ids:
+            out["ids"] = ids
+        return out
     raise TypeError(
         f"promptcache.cached cannot store {where} of type {_type_name(value)} (store JSON "
         f"values, tuples or {'/'.join(SDK_MODULES)} response objects)"
@@ -203,6 +210,16 @@ def _sdk_class(path: str) -> type[Any] | None:
     return obj
 
 
+def _set_ids(obj: Any, ids: dict[str, Any]) -> None:
+    """Set response ids the way the SDK that owns ``obj`` does (they are not fields)."""
+    models = importlib.import_module(type(obj).__module__.split(".", 1)[0] + "._models")
+    request_id = ids.get("_request_id")
+    if hasattr(models, "add_response_ids"):  # anthropic
+        models.add_response_ids(obj, request_id=request_id, workspace_id=ids.get("_workspace_id"))
+    elif hasattr(models, "add_request_id"):  # openai
+        models.add_request_id(obj, request_id)
+
+
 class _BadEntry(ValueError):
     """Stored memo data that does not decode (corrupt, tampered or from an older SDK)."""
 
@@ -225,7 +242,11 @@ def _decode(data: Any) -> Any:
         cls = _sdk_class(str(data["cls"]))
         if cls is None:
             raise _BadEntry(f"refusing to re-create {data['cls']!r}: not an SDK model")
-        return cls.model_validate(data["v"])
+        obj = cls.model_validate(data["v"])
+        ids = data.get("ids")
+        if isinstance(ids, dict) and ids:
+            _set_ids(obj, ids)
+        return obj
     raise _BadEntry(f"unknown tag {tag!r}")
 
 

@@ -125,6 +125,26 @@ def _function_name(fn: Callable[..., Any]) -> str:
     return f"{module}.{qualname}"
 
 
+def _enter_tags(own: tuple[str, ...] | None) -> tuple[str, ...]:
+    # A generator body runs in its caller's context, so a ``with tag(...)`` left open across a
+    # yield would bill the caller's next calls to the generator's tag. Each step therefore
+    # starts from the tags the body had in force at its last yield (if it changed them) and
+    # hands the caller's own back when it yields.
+    caller = _TAGS.get()
+    if own is not None:
+        _TAGS.set(own)
+    return caller
+
+
+def _leave_tags(caller: tuple[str, ...], own: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    after = _TAGS.get()
+    expected = caller if own is None else own
+    if after is not expected:
+        own = None if after == caller else after
+    _TAGS.set(caller)
+    return own
+
+
 def _decorate(fn: Callable[P, R], name: str) -> Callable[P, R]:
     if inspect.isasyncgenfunction(fn):
         agen_fn = cast(Callable[..., AsyncIterator[Any]], fn)
@@ -133,14 +153,17 @@ def _decorate(fn: Callable[P, R], name: str) -> Callable[P, R]:
         async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
             agen: Any = agen_fn(*args, **kwargs)
             method, arg = agen.asend, None
+            own: tuple[str, ...] | None = None
             while True:
                 # Set only while the body runs: between yields the caller's attribution holds.
                 token = _FUNCTION.set(name)
+                caller = _enter_tags(own)
                 try:
                     item = await method(arg)
                 except StopAsyncIteration:
                     return
                 finally:
+                    own = _leave_tags(caller, own)
                     _FUNCTION.reset(token)
                 try:
                     arg = yield item
@@ -160,13 +183,16 @@ def _decorate(fn: Callable[P, R], name: str) -> Callable[P, R]:
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
             gen: Any = gen_fn(*args, **kwargs)
             method, arg = gen.send, None
+            own: tuple[str, ...] | None = None
             while True:
                 token = _FUNCTION.set(name)
+                caller = _enter_tags(own)
                 try:
                     item = method(arg)
                 except StopIteration as stop:
                     return stop.value
                 finally:
+                    own = _leave_tags(caller, own)
                     _FUNCTION.reset(token)
                 try:
                     arg = yield item

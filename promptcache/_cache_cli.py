@@ -48,8 +48,14 @@ def _size(n: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``promptcache cache stats|clear``; return the exit status."""
+    from pathlib import Path
+
     from promptcache._store import open_store, resolve_directory
 
+    if args.dir is not None and not Path(args.dir).expanduser().is_dir() and not args.store:
+        # Inspecting or clearing must not create a cache where a typo pointed.
+        print(f"promptcache cache: no cache directory at {args.dir}", file=sys.stderr)
+        return 1
     try:
         directory = resolve_directory(args.dir)
         store = open_store(args.store, directory)

@@ -76,7 +76,11 @@ def resolve_directory(directory: str | os.PathLike[str] | None) -> Path:
             import platformdirs
 
             directory = platformdirs.user_cache_dir("promptcache", appauthor=False)
-    return make_private_dir(Path(directory).expanduser())
+    path = Path(directory).expanduser()
+    if path.exists() and not path.is_dir():
+        # A typo that names a file: say so plainly rather than fail later inside SQLite.
+        raise ConfigError(f"the promptcache directory {str(path)!r} exists and is not a directory")
+    return make_private_dir(path)
 
 
 def load_salt(directory: Path) -> bytes:

@@ -22,7 +22,7 @@ from promptcache._api import Api
 from promptcache._hooks import Rewrite
 from promptcache._plan._core import Pos, Strategy, family_key, place, pos_of, readable_blocks
 from promptcache._plan._ctx import Ctx
-from promptcache._plan._layout import has_marks
+from promptcache._plan._layout import has_marks, strip_marks
 from promptcache._plan._models import openai_explicit, openai_min_tokens
 from promptcache._plan._text import TEXT_KEYS, relayout, scan, strip_deep
 from promptcache._plan._volatile import diff_label
@@ -147,7 +147,16 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     tail: list[str] = []
     static_at: set[tuple[int, int]] = set()
     dyn: set[tuple[int, int]] = set()
-    if isinstance(instructions, str):
+    if isinstance(instructions, str) and (
+        body.get("previous_response_id") is not None or body.get("conversation") is not None
+    ):
+        # A stored conversation keeps its input items but takes fresh instructions every turn:
+        # text moved into the input would stay in the history, so every later turn would see
+        # each earlier copy. The marks go; the text stays where the app put it.
+        plain = strip_marks(instructions)
+        if plain != instructions:
+            out["instructions"] = plain
+    elif isinstance(instructions, str):
         kept, moved, _ = relayout(instructions, volatile=auto, labels=labels)
         tail.extend(moved)
         if not kept:

@@ -98,7 +98,17 @@ def pos_of(block: Any, *, cacheable: bool, section: str, msg: int = -1) -> Pos:
         return Pos(len(raw), _xxh(raw), cacheable, section, msg, user_ttl=ttl)
     # orjson and xxh3 run at tens of GB/s: hashing the serialised block is the cheap part.
     raw = _dumps(block)
-    return Pos(len(raw), _xxh(raw), cacheable, section, msg)
+    p = Pos(len(raw), _xxh(raw), cacheable, section, msg)
+    inner = block.get("content") if isinstance(block, dict) else None
+    if isinstance(inner, list):
+        # A breakpoint the app set inside this block (text in a tool_result) ends the same
+        # prefix for the TTL-order rule: ours must bend to it as to one on the block itself.
+        for sub in inner:
+            if isinstance(sub, dict) and isinstance(sub.get("cache_control"), dict):
+                p.user_ttl = str(sub["cache_control"].get("ttl") or "")
+                if p.user_ttl != "1h":
+                    break  # a 5m one is the constraint on everything after it
+    return p
 
 
 def readable_blocks(pos: Sequence[Pos], min_tokens: float, chars_per_token: float) -> int:

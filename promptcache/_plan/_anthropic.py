@@ -82,7 +82,14 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             used += v_keys
 
     tools = body.get("tools")
-    if auto and isinstance(tools, list) and len(tools) > 1:
+    # An app breakpoint on a tool (usually the last, to cache them all) says how the app wants
+    # its tools cached; sorting would move it and leave tools outside it. Keep their order.
+    if (
+        auto
+        and isinstance(tools, list)
+        and len(tools) > 1
+        and not any(isinstance(t, dict) and "cache_control" in t for t in tools)
+    ):
         ordered = sorted(tools, key=lambda t: str(t.get("name", "")) if isinstance(t, dict) else "")
         if ordered != tools:
             out["tools"] = ordered

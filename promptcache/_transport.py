@@ -757,9 +757,35 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             return self._live_stream(request, upstream, tee)
         try:
             body = upstream.read()
+        except BaseException:
+            # The provider answered (and billed) but the body was cut: record the call with
+            # unknown usage, then let the SDK raise its own connection error as it would bare.
+            self._record_cut(call, sent, upstream, flight)
+            raise
         finally:
             upstream.close()
         return self._finish_json(request, call, sent, upstream, body, flight)
+
+    def _record_cut(
+        self,
+        call: Call,
+        sent: Rewrite | None,
+        upstream: httpx2.Response,
+        flight: Flight[Entry] | None,
+    ) -> None:
+        try:
+            self.engine.finish_upstream(
+                call,
+                sent,
+                upstream.status_code,
+                _response_headers(upstream.headers),
+                b"",
+                stream=False,
+                complete=False,
+            )
+        finally:
+            if flight is not None:
+                self.engine.flights.finish(flight, None)
 
     def _finish_json(
         self,
@@ -884,6 +910,9 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             return self._live_stream(request, upstream, tee)
         try:
             body = await upstream.aread()
+        except BaseException:
+            self._record_cut(call, sent, upstream, flight)  # in-memory only: fine on the loop
+            raise
         finally:
             await upstream.aclose()
         return await self._afinish_json(request, call, sent, upstream, body, flight)

@@ -12,9 +12,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _rows(name: str) -> list[list[str]]:
-    rows = []
+    """The body rows of the first table in a results file."""
+    rows: list[list[str]] = []
     for line in (RESULTS / name).read_text().splitlines():
-        if line.startswith("| ") and not line.startswith(("| ---", "| workload", "| API")):
+        if not line.startswith("| "):
+            if rows:
+                break
+            continue
+        if not line.startswith(("| ---", "| workload", "| API")):
             rows.append([c.strip() for c in line.strip().strip("|").split("|")])
     return rows
 

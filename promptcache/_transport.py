@@ -436,6 +436,41 @@ def _is_sse(response: httpx2.Response) -> bool:
     return response.headers.get("content-type", "").startswith("text/event-stream")
 
 
+class _AsyncChunks:
+    """Chunks of an inner response as a plain async iterator, optionally through a tee.
+
+    Deliberately not an async generator. At loop shutdown ``shutdown_asyncgens`` closes every
+    live async generator at once; one whose close awaits the close of another (httpx2 chains
+    them) then finds it "already running" and the loop logs an error. httpx2's own chain does
+    this now and then for an abandoned stream even without us; a generator of ours on top of
+    the inner response made it the common case. A plain iterator is not tracked by the loop:
+    httpx2 closes the response, which calls the stream's ``aclose``.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], tee: _TeeStream | None = None) -> None:
+        self._chunks = chunks
+        self._tee = tee
+
+    def __aiter__(self) -> _AsyncChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        tee = self._tee
+        if tee is None:
+            return await self._chunks.__anext__()
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            await tee._afinish()
+            raise
+        except BaseException:
+            await tee._upstream.aclose()
+            await tee._afinish(error=True)
+            raise
+        tee._see(chunk)
+        return chunk
+
+
 class _ProxyStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     """Raw bytes of an inner response, untouched (pass-through routes)."""
 
@@ -445,9 +480,9 @@ class _ProxyStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         yield from self._upstream.iter_raw()
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._upstream.aiter_raw():
-            yield chunk
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        # A plain iterator, not an async generator: see ``_AsyncChunks``.
+        return _AsyncChunks(self._upstream.aiter_raw())
 
     def close(self) -> None:
         self._upstream.close()
@@ -535,22 +570,12 @@ class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
             raise
         self._finish()
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            if self._ait is None:
-                self._ait = self._upstream.aiter_bytes()
-            async for chunk in self._ait:
-                self._see(chunk)
-                yield chunk
-        except GeneratorExit:
-            await self._upstream.aclose()
-            await self._afinish()
-            raise
-        except BaseException:
-            await self._upstream.aclose()
-            await self._afinish(error=True)
-            raise
-        await self._afinish()
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        # A plain iterator, not an async generator (see ``_AsyncChunks``). An early stop needs
+        # no handler here: httpx2 closes the response, which calls ``aclose`` below.
+        if self._ait is None:
+            self._ait = self._upstream.aiter_bytes()
+        return _AsyncChunks(self._ait, self)
 
     def close(self) -> None:
         self._upstream.close()

@@ -6,7 +6,7 @@ Add one line to an existing app::
     client = promptcache.wrap(openai.OpenAI())   # same type, same methods, same exceptions
 
 and get provider prompt caching that hits, a local response cache, and a ledger of every token
-and cent. See https://github.com/promptcache/promptcache (README) for the whole story.
+and cent. The README and docs/ tell the whole story.
 
 Importing this package is cheap: it imports neither SDK and loads its own modules on first use.
 """

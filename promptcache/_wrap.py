@@ -11,7 +11,9 @@ The module-level :func:`wrap` and :func:`cached` use one lazily created default
 
 from __future__ import annotations
 
+import math
 import os
+import secrets
 import threading
 import time
 import warnings
@@ -133,6 +135,18 @@ def _write_behind_setting() -> bool | None:
     return None
 
 
+def _check_ttl(ttl: float | None) -> float | None:
+    """Validate a ``ttl`` in seconds: ``None`` and ``inf`` mean no expiry (``None``)."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
+        # `not ttl > 0` also refuses NaN, which compares false with everything.
+        raise ConfigError(
+            f"ttl must be a positive number of seconds, or None/math.inf for no expiry, not {ttl!r}"
+        )
+    return None if math.isinf(ttl) else float(ttl)
+
+
 def _sdk_of(client: Any) -> str:
     for klass in type(client).__mro__:
         root = klass.__module__.split(".", 1)[0]
@@ -149,13 +163,18 @@ class PromptCache:
 
     Args:
         directory: where the cache, salt and ledger live; default ``$PROMPTCACHE_DIR``, else
-            the user cache directory.
+            the user cache directory. A directory named here or in ``$PROMPTCACHE_DIR`` that
+            cannot be used (not writable, a file, a path too long, a salt owned by another
+            user, ``""``) raises :class:`~promptcache.ConfigError`; an unusable default
+            directory gives one :class:`~promptcache.StoreWarning` and calls go on without
+            the local cache. Files created there are 0600, directories 0700.
         store: ``None`` (diskcache in ``directory``, or ``$PROMPTCACHE_STORE``), a URL
             (``"memory://"``, ``"redis://host:port/db"``) or a store object.
         response_cache: serve identical requests from the local cache.
         restructure: ``"off"``, ``"safe"`` or ``"auto"`` — how requests are reshaped for the
             provider cache (see the restructuring docs).
-        ttl: seconds a cached response lives (``None``: until evicted).
+        ttl: seconds a cached response lives; ``None`` or ``math.inf``: no expiry (kept until
+            evicted), in every store; NaN is a :class:`~promptcache.ConfigError`.
         size_limit: maximum size in bytes of the default disk store.
         namespace: separates entries of different apps or tenants sharing a store.
         strict: raise :class:`~promptcache.StoreError` when the store fails instead of warning
@@ -191,8 +210,7 @@ class PromptCache:
             )
         if not isinstance(response_cache, bool):
             raise ConfigError(f"response_cache must be True or False, not {response_cache!r}")
-        if ttl is not None and (not isinstance(ttl, int | float) or ttl <= 0):
-            raise ConfigError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+        ttl = _check_ttl(ttl)
         if size_limit is not None and (not isinstance(size_limit, int) or size_limit <= 0):
             raise ConfigError(f"size_limit must be a positive number of bytes, not {size_limit!r}")
         if namespace is not None and (
@@ -203,12 +221,30 @@ class PromptCache:
             )
         if store is not None and not isinstance(store, str) and not hasattr(store, "get"):
             raise ConfigError(f"store must be a URL string or a Store, not {type(store).__name__}")
-        from promptcache._store import resolve_directory
+        from promptcache._store import locate_directory, prepare_directory
 
-        self.directory: Path = resolve_directory(directory)
+        path, named = locate_directory(directory)
+        self._directory_usable = True
+        try:
+            salt = prepare_directory(path)
+        except ConfigError as exc:
+            if named:
+                raise
+            # Nobody chose this directory: tell once, and go on without what needs it (the
+            # local cache; the salt is then this process's own).
+            warnings.warn(
+                f"promptcache: the default directory cannot be used: {exc}. Calls go on "
+                "without the local response cache until PROMPTCACHE_DIR names a usable one",
+                StoreWarning,
+                stacklevel=2,
+            )
+            salt = secrets.token_bytes(32)
+            self._directory_usable = False
+        self.directory: Path = path
+        self._salt = salt
         self.response_cache = response_cache
         self.restructure: Literal["off", "safe", "auto"] = restructure
-        self.ttl = None if ttl is None else float(ttl)
+        self.ttl = ttl
         self.namespace = namespace
         self.strict = strict
         self._store_spec = store
@@ -232,12 +268,15 @@ class PromptCache:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    from promptcache._store import SafeStore, open_store
+                    from promptcache._store import SafeStore, open_store, uses_directory
 
                     try:
-                        inner: Store = open_store(
-                            self._store_spec, self.directory, size_limit=self._size_limit
-                        )
+                        if not self._directory_usable and uses_directory(self._store_spec):
+                            inner: Store = _NoStore()  # already warned about the directory
+                        else:
+                            inner = open_store(
+                                self._store_spec, self.directory, size_limit=self._size_limit
+                            )
                     except ConfigError:
                         raise
                     except Exception as exc:
@@ -296,14 +335,13 @@ class PromptCache:
             planner, accountant = self.planner, self.accountant
             with self._lock:
                 if self._engine is None:
-                    from promptcache._store import load_salt
                     from promptcache._transport import Engine
 
                     self._engine = Engine(
                         store=store,
                         planner=planner,
                         accountant=accountant,
-                        salt=load_salt(self.directory),
+                        salt=self._salt,
                         user_namespace=self.namespace,
                         ttl=self.ttl,
                         strict=self.strict,
@@ -401,11 +439,12 @@ class PromptCache:
         Use bare (``@pc.cached``) or with options (``@pc.cached(ttl=3600)``); works on
         coroutine functions too. Signatures are kept; ``__wrapped__`` is the original and
         ``cache_key``/``invalidate``/``cache_clear`` manage entries (see ``memoize``).
+        ``ttl`` is in seconds; ``None`` or ``math.inf`` means no expiry, NaN is a
+        :class:`~promptcache.ConfigError`.
         """
         from promptcache._memo import memoize
 
-        if ttl is not None and (not isinstance(ttl, int | float) or ttl <= 0):
-            raise ConfigError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+        ttl = _check_ttl(ttl)
         ns = namespace if namespace is not None else (self.namespace or "default")
         decorator: Callable[[Callable[P, R]], Memoized[P, R]] = memoize(
             self.store, namespace=ns, ttl=ttl, key=key, typed=typed
@@ -417,7 +456,12 @@ class PromptCache:
     # --- lifecycle --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush the ledger and close the store. Wrapped clients must not be used afterwards."""
+        """Flush the ledger and close the store. Wrapped clients must not be used afterwards.
+
+        Releases what this cache opened: the store's connections in every thread that used
+        it (``asyncio.to_thread`` workers included) and its write-behind thread. Closing
+        twice is harmless.
+        """
         self._closed = True
         closer = getattr(self._accountant, "close", None)
         if callable(closer):

@@ -9,15 +9,20 @@ store failures into warnings and misses. Stored values are bytes: versioned enve
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptcache._errors import ConfigError
 from promptcache._store._base import Store, StoreStats
-from promptcache._store._disk import DiskStore, make_private_dir
+from promptcache._store._directory import (
+    SALT_FILE,
+    load_salt,
+    locate_directory,
+    make_private_dir,
+    prepare_directory,
+)
+from promptcache._store._disk import DiskStore
 from promptcache._store._entry import (
     ENTRY_VERSION,
     CorruptEntryError,
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_VERSION",
+    "SALT_FILE",
     "CorruptEntryError",
     "DiskStore",
     "Entry",
@@ -44,13 +50,15 @@ __all__ = [
     "decode_entry",
     "encode_entry",
     "load_salt",
+    "locate_directory",
+    "make_private_dir",
     "open_store",
+    "prepare_directory",
     "resolve_directory",
+    "uses_directory",
 ]
 
-SALT_FILE = "salt"
 RESPONSES_DIR = "responses"
-_SALT_LEN = 32
 
 
 def __getattr__(name: str) -> Any:
@@ -66,53 +74,22 @@ def resolve_directory(directory: str | os.PathLike[str] | None) -> Path:
     """Return the promptcache directory, creating it (0700) if missing.
 
     The argument wins, then ``$PROMPTCACHE_DIR``, then the platform's user cache directory
-    (``~/.cache/promptcache`` on Linux).
+    (``~/.cache/promptcache`` on Linux). A path that names a file is a
+    :class:`~promptcache.ConfigError`; other failures to create it raise ``OSError``.
+    ``PromptCache`` checks more (:func:`prepare_directory`).
     """
-    if directory is None:
-        env = os.environ.get("PROMPTCACHE_DIR")
-        if env:
-            directory = env
-        else:
-            import platformdirs
-
-            directory = platformdirs.user_cache_dir("promptcache", appauthor=False)
-    path = Path(directory).expanduser()
+    path, _ = locate_directory(directory)
     if path.exists() and not path.is_dir():
         # A typo that names a file: say so plainly rather than fail later inside SQLite.
         raise ConfigError(f"the promptcache directory {str(path)!r} exists and is not a directory")
     return make_private_dir(path)
 
 
-def load_salt(directory: Path) -> bytes:
-    """Return the directory's random 32-byte salt, creating it (0600) on first use.
-
-    Processes sharing the directory agree on it: the first writer publishes it with an atomic
-    hard link, so nobody ever reads a half-written salt, and the losers read the winner's.
-    """
-    path = Path(directory) / SALT_FILE
-    for _ in range(3):
-        try:
-            salt = path.read_bytes()
-        except FileNotFoundError:
-            pass
-        else:
-            if len(salt) == _SALT_LEN:
-                return salt
-            # A damaged salt only changes fingerprints (old entries become misses): replace it.
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        make_private_dir(path.parent)
-        tmp = path.with_name(f".{SALT_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(_SALT_LEN))
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-    raise OSError(f"could not create a salt in {directory}")
+def uses_directory(spec: str | Store | None) -> bool:
+    """Whether ``spec`` means the default disk store, inside the promptcache directory."""
+    if spec is None:
+        spec = os.environ.get("PROMPTCACHE_STORE") or "disk://"
+    return isinstance(spec, str) and spec.lower() == "disk://"
 
 
 def open_store(

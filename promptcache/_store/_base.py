@@ -39,7 +39,7 @@ class Store(Protocol):
         ...
 
     def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
-        """Store ``value`` under ``key``, expiring after ``ttl`` seconds (``None``: never)."""
+        """Store ``value`` under ``key`` for ``ttl`` seconds (``None`` or ``inf``: no expiry)."""
         ...
 
     def delete(self, key: str) -> None:

@@ -1,21 +1,59 @@
-"""The default backend: a diskcache directory shared by every process on the machine."""
+"""The default backend: a diskcache directory shared by every process on the machine.
+
+Three things diskcache does not do on its own are done here:
+
+* **Private files.** Every value is kept inside the SQLite database (none in files beside it)
+  and the database is created 0600 before SQLite opens it, so ``cache.db`` and its
+  ``-wal``/``-shm`` files are 0600 and the directory 0700 whatever the umask.
+* **Every connection closed.** diskcache opens one SQLite connection per thread and its
+  ``close()`` closes the calling thread's only; :class:`_Cache` keeps hold of them all.
+* **A corrupt database heals.** When SQLite says the file is not a database or is malformed,
+  the file (with its ``-wal``/``-shm``) is moved aside as ``cache.db.corrupt-<time>-<pid>``
+  and an empty store takes its place; one :class:`~promptcache.StoreWarning` says so.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
+import threading
 import time
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, TypeVar
 
 import diskcache
 
-from promptcache._errors import ConfigError, StoreError
+from promptcache._errors import ConfigError, StoreError, StoreWarning
 from promptcache._store._base import StoreStats
+from promptcache._store._directory import make_private_dir, private_file
 
-__all__ = ["DiskStore"]
+__all__ = ["DiskStore", "StoreRebuilt"]
 
-# Columns as diskcache's ``Cache.set`` writes them for a str key and a small bytes value
-# (raw key, value kept in the row: size 0, MODE_RAW, no file, no tag).
+T = TypeVar("T")
+
+DB_NAME: Final = diskcache.core.DBNAME  # "cache.db"
+_SIDE_FILES: Final = ("", "-wal", "-shm", "-journal")
+_ASIDE: Final = ".corrupt-"
+# How many moved-aside databases to keep for a post-mortem (the oldest go first).
+_KEEP_ASIDE: Final = 2
+# Values of any size stay in SQLite rather than in files beside it: one private file to
+# secure, to move aside when corrupt, and to empty. Measured (diskcache 5.6, SQLite 3.40):
+# in-row reads are as fast or faster up to 100 kB (13.8/12.2/20.8 µs at 10/40/100 kB against
+# 14.0/25.3/32.8 µs from files) and slower at 1 MB (191 against 124 µs); writes of 100 kB and
+# more are slower in-row but happen on the write-behind thread. Responses are mostly far below.
+_IN_ROW: Final = 1 << 40
+# Writes of smaller values take the one-statement fast path (see ``_set``); larger ones take
+# diskcache's, which evicts at most ``cull_limit`` entries per write (the fast path's ``cull``
+# evicts ten at a time: a few large entries would all go at once).
+_FAST_MAX: Final = 2**15
+# SQLITE_CORRUPT and SQLITE_NOTADB (primary result codes): the file is damaged, not busy.
+_CORRUPT_CODES: Final = frozenset({11, 26})
+
+# Columns as diskcache's ``Cache.set`` writes them for a str key and a bytes value kept in the
+# row (raw key, size 0, MODE_RAW, no file, no tag).
 _INSERT_NEW = (
     "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size,"
     " mode, filename, value) VALUES (?, 1, ?, ?, ?, 0, NULL, 0, 1, NULL, ?)"
@@ -23,6 +61,20 @@ _INSERT_NEW = (
 )
 _CULL_EVERY = 32
 _EVICTION = ("least-recently-used", "least-recently-stored", "least-frequently-used")
+
+
+class StoreRebuilt(StoreError):
+    """The store's database was corrupt: it was moved aside and an empty one started."""
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _CORRUPT_CODES
+    text = str(exc)
+    return "file is not a database" in text or "malformed" in text
 
 
 class _BytesOnlyDisk(diskcache.Disk):  # type: ignore[misc]
@@ -54,20 +106,133 @@ class _BytesOnlyDisk(diskcache.Disk):  # type: ignore[misc]
         return super().get(key, raw)
 
 
-def make_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if missing; a directory we create is 0700."""
-    if not path.is_dir():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+class _Cache(diskcache.Cache):  # type: ignore[misc]
+    """diskcache's ``Cache``, keeping hold of every thread's SQLite connection.
+
+    diskcache opens a connection per thread (``threading.local``) and its ``close()`` closes
+    the calling thread's only: a cache used from ``asyncio.to_thread`` workers and a writer
+    thread kept three descriptors (db, -wal, -shm) per thread open after ``close()``. Here
+    every connection is registered and made with ``check_same_thread=False``, so
+    :meth:`close_all` can close them all from one thread; the connections of threads that have
+    ended are closed when the next connection is opened. The connection logic is diskcache's
+    ``_con`` (5.6), otherwise unchanged.
+    """
+
+    def __init__(self, directory: str, **settings: Any) -> None:
+        self._pc_pid = os.getpid()
+        self._pc_lock = threading.Lock()
+        self._pc_cons: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
+        try:
+            super().__init__(directory, **settings)
+        except BaseException:
+            self.close_all()
+            raise
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        local = self._local
+        con: sqlite3.Connection | None = getattr(local, "con", None)
+        if con is not None and getattr(local, "pid", None) == os.getpid():
+            return con
+        return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        local = self._local
+        pid = os.getpid()
+        if self._pc_pid != pid:
+            # A forked child: the parent's connections (and a lock another thread may have held
+            # at the fork) are not the child's. They are forgotten, never used or closed here.
+            self._pc_pid = pid
+            self._pc_lock = threading.Lock()
+            self._pc_cons = {}
+        if getattr(local, "pid", None) != pid:
+            local.__dict__.pop("con", None)
+            local.pid = pid
+        con = sqlite3.connect(
+            os.path.join(self._directory, DB_NAME),
+            timeout=self._timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        thread = threading.current_thread()
+        ident = threading.get_ident()
+        with self._pc_lock:
+            ended = [
+                c
+                for i, (t, c) in self._pc_cons.items()
+                if i == ident or not t.is_alive()  # an ident is reused once its thread ended
+            ]
+            self._pc_cons = {i: tc for i, tc in self._pc_cons.items() if tc[1] not in ended}
+            self._pc_cons[ident] = (thread, con)
+        for old in ended:
+            with contextlib.suppress(sqlite3.Error):
+                old.close()
+        local.con = con
+        # As diskcache: some pragmas are per connection, so re-apply the stored ones.
+        try:
+            settings = con.execute("SELECT key, value FROM Settings").fetchall()
+        except sqlite3.OperationalError:
+            pass
+        else:
+            for key, value in settings:
+                if key.startswith("sqlite_"):
+                    self.reset(key, value, update=False)
+        return con
+
+    def close(self) -> None:
+        """Close the calling thread's connection (diskcache's ``close``)."""
+        local = self._local
+        con = local.__dict__.pop("con", None)
+        if con is None or getattr(local, "pid", None) != os.getpid():
+            return  # none, or the parent's (a forked child never touches those)
+        with self._pc_lock:
+            ident = threading.get_ident()
+            if ident in self._pc_cons and self._pc_cons[ident][1] is con:
+                del self._pc_cons[ident]
+        con.close()
+
+    def close_all(self) -> None:
+        """Close every thread's connection; a later use opens new ones."""
+        if self._pc_pid != os.getpid():
+            cons = []  # a forked child: the parent's connections are not ours to close
+            self._pc_pid, self._pc_lock, self._pc_cons = os.getpid(), threading.Lock(), {}
+        else:
+            with self._pc_lock:
+                cons = [c for _, c in self._pc_cons.values()]
+                self._pc_cons = {}
+        # A fresh local drops every thread's reference to a closed connection at once.
+        self._local = threading.local()
+        for con in cons:
+            with contextlib.suppress(sqlite3.Error):
+                con.close()
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (processes healing one store take turns)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: heal without a lock
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class DiskStore:
     """A :class:`~promptcache._store.Store` on a diskcache directory.
 
     Many processes may open the same directory at once (SQLite in WAL mode underneath); they
-    share entries. Values are raw bytes, kept in SQLite when small and in files beside it when
-    large; the directory is created 0700. ``size_limit`` (bytes) is enforced by evicting
-    entries in ``eviction`` order after writes.
+    share entries. Values are raw bytes kept inside the database; the directory is 0700 and the
+    database files 0600. ``size_limit`` (bytes) is enforced by evicting entries in ``eviction``
+    order after writes. A corrupt database is moved aside and replaced by an empty one
+    (a :class:`StoreRebuilt` error from the call that found it, or a
+    :class:`~promptcache.StoreWarning` from the calls that do not fail on it: opening,
+    ``delete``, ``clear``, ``stats``).
     """
 
     blocking = True
@@ -87,30 +252,159 @@ class DiskStore:
         if eviction not in _EVICTION:
             raise ConfigError(f"eviction must be one of {_EVICTION}, not {eviction!r}")
         self.directory = Path(directory)
-        make_private_dir(self.directory)
-        self._cache = diskcache.Cache(
-            str(self.directory),
-            disk=_BytesOnlyDisk,
-            size_limit=size_limit,
-            eviction_policy=eviction,
+        self._settings: dict[str, Any] = {
+            "disk": _BytesOnlyDisk,
+            "size_limit": size_limit,
+            "eviction_policy": eviction,
             # diskcache evicts up to `cull_limit` entries per write while over the limit; its
             # default of 10 empties a cache of a few large entries at once. Two per write keeps
             # the volume converging on the limit (each write adds one) without wiping it.
-            cull_limit=2,
+            "cull_limit": 2,
             # Short busy waits: a locked database must degrade to a miss, not stall a request.
-            timeout=2,
-        )
+            "timeout": 2,
+            "disk_min_file_size": _IN_ROW,
+        }
+        self._heal_lock = threading.Lock()
+        self._identity: tuple[int, int] | None = None
         self.hits = 0
         self.misses = 0
         self._fast_writes = 0
+        make_private_dir(self.directory)
+        try:
+            self._cache = self._open()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corrupt(exc):
+                raise
+            self._cache = self._heal_at_open(exc)
         self._volume = int(self._cache.volume())
-        self._small = int(self._cache.disk_min_file_size)
+
+    # --- opening and healing ------------------------------------------------------------------
+
+    def _open(self) -> _Cache:
+        db = self.directory / DB_NAME
+        private_file(db)
+        for suffix in _SIDE_FILES[1:]:
+            # Left by an older promptcache or a looser umask: ours, so made private.
+            private_file(Path(f"{db}{suffix}"), create=False)
+        cache = _Cache(str(self.directory), **self._settings)
+        st = os.stat(db)
+        self._identity = (st.st_dev, st.st_ino)
+        return cache
+
+    def _heal_at_open(self, exc: sqlite3.DatabaseError) -> _Cache:
+        with _directory_lock(self.directory):
+            try:
+                return self._open()  # another process healed it meanwhile
+            except sqlite3.DatabaseError as again:
+                if not _is_corrupt(again):
+                    raise
+            aside = self._move_aside()
+            cache = self._open()
+        _warn(self._rebuilt_message(exc, aside), stacklevel=4)
+        return cache
+
+    def _move_aside(self) -> Path | None:
+        """Rename the database and its side files to ``cache.db.corrupt-<time>-<pid>…``."""
+        db = self.directory / DB_NAME
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        aside = self.directory / f"{DB_NAME}{_ASIDE}{stamp}-{os.getpid()}"
+        moved = False
+        for suffix in _SIDE_FILES:
+            # The -wal must go with the database: left behind, SQLite would replay its frames
+            # into the new, empty database.
+            target = Path(f"{aside}{suffix}")
+            try:
+                os.replace(f"{db}{suffix}", target)
+            except FileNotFoundError:
+                continue
+            moved = True
+            with contextlib.suppress(OSError):
+                os.chmod(target, 0o600)
+        self._prune_aside()
+        return aside if moved else None
+
+    def _prune_aside(self, keep: int = _KEEP_ASIDE) -> int:
+        """Delete all but the newest ``keep`` moved-aside databases; return files removed."""
+        # Names are cache.db.corrupt-<UTC time>-<pid>[-wal|-shm|-journal]: sorted, oldest first.
+        stems = sorted(
+            {
+                p.name.split("-wal")[0].split("-shm")[0].split("-journal")[0]
+                for p in self.directory.glob(f"{DB_NAME}{_ASIDE}*")
+            }
+        )
+        removed = 0
+        for stem in stems[: max(0, len(stems) - keep)]:
+            for suffix in _SIDE_FILES:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.directory / f"{stem}{suffix}")
+                    removed += 1
+        return removed
+
+    def _rebuilt_message(self, exc: BaseException, aside: Path | None) -> str:
+        where = f"moved it aside to {aside.name} and " if aside is not None else ""
+        return (
+            f"promptcache: the response cache database {self.directory / DB_NAME} was corrupt "
+            f"({exc}); {where}started an empty cache"
+        )
+
+    def _recover(self, cache: _Cache, exc: sqlite3.DatabaseError) -> str | None:
+        """Deal with ``exc``, raised by an operation on ``cache``.
+
+        Returns ``None`` when another thread already replaced ``cache`` (retry quietly), or the
+        message to report when this call healed a corrupt database; re-raises ``exc`` when it
+        is not corruption.
+        """
+        with self._heal_lock:
+            if self._cache is not cache:
+                return None
+            if not _is_corrupt(exc):
+                raise exc
+            with _directory_lock(self.directory):
+                try:
+                    st = os.stat(self.directory / DB_NAME)
+                    same = (st.st_dev, st.st_ino) == self._identity
+                except FileNotFoundError:
+                    same = False
+                # Another process may have healed first: then the file at the path is its
+                # fresh database, to be opened, not moved aside.
+                aside = self._move_aside() if same else None
+                fresh = self._open()
+            self._cache = fresh
+        cache.close_all()
+        self._volume = 0
+        if not same:
+            return None
+        return self._rebuilt_message(exc, aside)
+
+    def _cold(self, op: Callable[[_Cache], T]) -> T:
+        """Run a maintenance operation; on a corrupt database, heal, warn and run it again."""
+        cache = self._cache
+        try:
+            return op(cache)
+        except sqlite3.DatabaseError as exc:
+            message = self._recover(cache, exc)
+        if message is not None:
+            _warn(message, stacklevel=4)
+        return op(self._cache)
+
+    def _hot_failure(self, cache: _Cache, exc: sqlite3.DatabaseError) -> None:
+        """After a failed lookup or write, heal a corrupt database and raise StoreRebuilt."""
+        message = self._recover(cache, exc)
+        if message is not None:
+            raise StoreRebuilt(message) from exc
+
+    # --- the store protocol -------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
         """Return the bytes under ``key``, or ``None``."""
-        # No retry loop: a database locked for `timeout` seconds is a failure (SafeStore makes
-        # it a miss with a warning) rather than a request stalled indefinitely.
-        value = self._cache.get(key, default=None, retry=False)
+        cache = self._cache
+        try:
+            # No retry loop: a database locked for `timeout` seconds is a failure (SafeStore
+            # makes it a miss with a warning) rather than a request stalled indefinitely.
+            value = cache.get(key, default=None, retry=False)
+        except sqlite3.DatabaseError as exc:
+            self._hot_failure(cache, exc)
+            value = None
         if value is None:
             self.misses += 1
             return None
@@ -120,15 +414,23 @@ class DiskStore:
         return value
 
     def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
-        """Store bytes under ``key`` for ``ttl`` seconds (``None``: until evicted)."""
+        """Store bytes under ``key`` for ``ttl`` seconds (``None`` or ``inf``: until evicted)."""
         cache = self._cache
-        if type(value) is bytes and type(key) is str and len(value) < self._small:
-            # The common write (a new key, a value kept in the row) as one statement instead
-            # of diskcache's transaction of five (about 25 µs less per miss); diskcache's own
-            # triggers keep its entry count and volume. An existing key (DO NOTHING: rowcount
-            # 0) takes diskcache's path, which also removes the old value's file if it had one.
-            # ``_con`` is diskcache's connection for this thread (private, but stable for years;
-            # tests/core/test_writebehind.py checks a round trip and the size limit).
+        try:
+            self._set(cache, key, value, ttl)
+        except sqlite3.DatabaseError as exc:
+            self._hot_failure(cache, exc)
+
+    def _set(self, cache: _Cache, key: str, value: bytes, ttl: float | None) -> None:
+        if ttl is not None and ttl == float("inf"):
+            ttl = None
+        if type(value) is bytes and type(key) is str and len(value) < _FAST_MAX:
+            # The common write (a new key) as one statement instead of diskcache's transaction
+            # of five (about 25 µs less per miss); diskcache's own triggers keep its entry count
+            # and volume. An existing key (DO NOTHING: rowcount 0) takes diskcache's path, which
+            # also removes the old value's file if an older promptcache wrote one.
+            # ``_con`` is this thread's connection (see _Cache; tests/core/test_writebehind.py
+            # checks a round trip and the size limit).
             now = time.time()
             expire = None if ttl is None else now + ttl
             if cache._con.execute(_INSERT_NEW, (key, now, expire, now, value)).rowcount == 1:
@@ -145,29 +447,39 @@ class DiskStore:
 
     def set_many(self, items: list[tuple[str, bytes, float | None]]) -> None:
         """Store several values in one transaction (a write-behind batch)."""
-        with self._cache.transact(retry=False):
-            for key, value, ttl in items:
-                self.set(key, value, ttl=ttl)
+        cache = self._cache
+        try:
+            with cache.transact(retry=False):
+                for key, value, ttl in items:
+                    self._set(cache, key, value, ttl)
+        except sqlite3.DatabaseError as exc:
+            self._hot_failure(cache, exc)
 
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
-        self._cache.delete(key, retry=False)
+        self._cold(lambda cache: cache.delete(key, retry=False))
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every key that starts with ``prefix``; return how many were removed."""
-        doomed = [k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefix)]
-        return sum(bool(self._cache.delete(k, retry=True)) for k in doomed)
+
+        def run(cache: _Cache) -> int:
+            doomed = [k for k in cache.iterkeys() if isinstance(k, str) and k.startswith(prefix)]
+            return sum(bool(cache.delete(k, retry=True)) for k in doomed)
+
+        return self._cold(run)
 
     def clear(self) -> int:
-        """Remove every entry; return how many were removed."""
-        removed: int = self._cache.clear(retry=True)
+        """Remove every entry, and the corrupt databases moved aside; return entries removed."""
+        removed: int = self._cold(lambda cache: cache.clear(retry=True))
+        self._prune_aside(keep=0)
         return removed
 
     def stats(self) -> StoreStats:
         """Entries and bytes in the directory, and this object's hits and misses."""
+        entries, size = self._cold(lambda cache: (len(cache), int(cache.volume())))
         return StoreStats(
-            entries=len(self._cache),
-            size_bytes=int(self._cache.volume()),
+            entries=entries,
+            size_bytes=size,
             hits=self.hits,
             misses=self.misses,
             location=str(self.directory),
@@ -179,8 +491,12 @@ class DiskStore:
         self._cache.close()
 
     def close(self) -> None:
-        """Close the SQLite connection."""
-        self._cache.close()
+        """Close every SQLite connection this store opened, in every thread."""
+        self._cache.close_all()
 
     def __repr__(self) -> str:
         return f"DiskStore({os.fspath(self.directory)!r})"
+
+
+def _warn(message: str, *, stacklevel: int) -> None:
+    warnings.warn(message, StoreWarning, stacklevel=stacklevel + 1)

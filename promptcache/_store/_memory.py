@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -47,10 +48,10 @@ class MemoryStore:
             return item[0]
 
     def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
-        """Store bytes under ``key`` for ``ttl`` seconds (``None``: until evicted)."""
+        """Store bytes under ``key`` for ``ttl`` seconds (``None`` or ``inf``: until evicted)."""
         if type(value) is not bytes:
             raise TypeError(f"MemoryStore stores bytes only, not {type(value).__name__}")
-        expires = None if ttl is None else self._clock() + ttl
+        expires = None if ttl is None or ttl == math.inf else self._clock() + ttl
         with self._lock:
             self._pop(key)
             self._data[key] = (value, expires)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -77,10 +78,10 @@ class RedisStore:
         return bytes(value)
 
     def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
-        """Store bytes under ``key``, expiring after ``ttl`` seconds (``None``: never)."""
+        """Store bytes under ``key`` for ``ttl`` seconds (``None`` or ``inf``: no expiry)."""
         if type(value) is not bytes:
             raise TypeError(f"RedisStore stores bytes only, not {type(value).__name__}")
-        if ttl is None:
+        if ttl is None or ttl == math.inf:
             self._client.set(KEY_PREFIX + key, value)
         elif ttl <= 0:
             self._client.delete(KEY_PREFIX + key)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from promptcache._errors import StoreError, StoreWarning
 from promptcache._store._base import Store, StoreStats
+from promptcache._store._disk import StoreRebuilt
 from promptcache._store._entry import CorruptEntryError, Entry, decode_entry, encode_entry
 from promptcache._store._writebehind import WriteBehind
 
@@ -71,11 +72,13 @@ class SafeStore:
             if isinstance(exc, StoreError):
                 raise exc
             raise StoreError(f"cache store failed to {action}: {exc!r}") from exc
-        warnings.warn(
-            f"promptcache: cache store failed to {action} ({exc!r}); continuing without it",
-            StoreWarning,
-            stacklevel=3,
-        )
+        if isinstance(exc, StoreRebuilt):
+            message = str(exc)  # healed: says what happened, and the store works again
+        else:
+            message = (
+                f"promptcache: cache store failed to {action} ({exc!r}); continuing without it"
+            )
+        warnings.warn(message, StoreWarning, stacklevel=3)
 
     def get(self, key: str) -> bytes | None:
         """Return the stored bytes, or ``None`` on a miss or a store failure."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from promptcache._json import dumps
 
@@ -47,7 +48,22 @@ def _size(n: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``promptcache cache stats|clear``; return the exit status."""
+    """Run ``promptcache cache stats|clear``; return the exit status.
+
+    What the store reports on the way (a corrupt database moved aside and rebuilt) is printed
+    to stderr as a note; the command itself goes on.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return _run(args)
+        finally:
+            for w in caught:
+                text = str(w.message).removeprefix("promptcache: ")
+                print(f"promptcache cache: note: {text}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from promptcache._store import open_store, resolve_directory

@@ -17,7 +17,7 @@ import sys
 import textwrap
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +254,7 @@ def _report_json(directory: Path, capsys: pytest.CaptureFixture[str]) -> dict[st
     return payload
 
 
-def _store_warnings(record: list[warnings.WarningMessage]) -> list[str]:
+def _store_warnings(record: Iterable[warnings.WarningMessage]) -> list[str]:
     return [str(w.message) for w in record if issubclass(w.category, StoreWarning)]
 
 

@@ -406,3 +406,12 @@ def test_memory_stays_bounded_when_nothing_can_be_written(
     assert ledger.dropped >= 30
     assert ledger.summary().requests + ledger.dropped == 1050
     ledger.close()
+
+
+@pytest.mark.process
+def test_report_replays_journals_of_dead_processes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _make_orphans(tmp_path, 2, 10)  # killed within a second: perhaps before any fold
+    assert _report_json(tmp_path, capsys)["requests"] == 20
+    assert list((tmp_path / "ledger-journal").glob("*.jsonl")) == []

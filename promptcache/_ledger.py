@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import secrets
 import sqlite3
@@ -268,8 +269,19 @@ CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
 """
 
 
+@functools.lru_cache(maxsize=1024)
+def _utc_date(days: int) -> str:
+    return datetime.fromtimestamp(days * 86400, UTC).strftime("%Y-%m-%d")
+
+
 def _day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    # Unix time has exactly 86400 s a day: the UTC date is a function of ts // 86400.
+    return _utc_date(int(ts // 86400))
+
+
+@functools.lru_cache(maxsize=4096)
+def _tags_json(tags: tuple[str, ...]) -> str:
+    return orjson.dumps(tags).decode()
 
 
 def _ts(value: float | datetime | None) -> float | None:
@@ -281,38 +293,32 @@ def _ts(value: float | datetime | None) -> float | None:
 
 
 def _row(r: Record) -> tuple[Any, ...]:
-    from promptcache._json import dumps
+    return _row_of(*r)
 
-    priced = r.cost is not None and r.without is not None
-    avoided_known = r.avoided is not None and r.avoided_without is not None
+
+def _row_of(
+    ts: float, api: str, provider: str, model: str, function: str | None,
+    tags: tuple[str, ...], tenant: str, hit: int, error: int, usage_known: int,
+    inp: int, read: int, w5m: int, w1h: int, w30m: int, w12h: int, output: int,
+    reasoning: int, cost: int | None, without: int | None, avoided: int | None,
+    avoided_without: int | None,
+) -> tuple[Any, ...]:  # fmt: skip
+    """Build the ``records`` row of one call (the fields of :class:`Record`, in order)."""
+    priced = cost is not None and without is not None
+    avoided_known = avoided is not None and avoided_without is not None
     return (
-        r.ts,
-        _day(r.ts),
-        r.api,
-        r.provider,
-        r.model,
-        r.function,
-        dumps(list(r.tags)).decode(),
-        r.tenant,
-        1,
-        r.hit,
-        r.error,
-        0 if r.usage_known else 1,
+        ts, _day(ts), api, provider, model, function,
+        _tags_json(tags if type(tags) is tuple else tuple(tags)), tenant,
+        1, hit, error,
+        0 if usage_known else 1,
         0 if priced else 1,
-        1 if r.hit and not avoided_known else 0,
-        r.input,
-        r.read,
-        r.w5m,
-        r.w1h,
-        r.w30m,
-        r.w12h,
-        r.output,
-        r.reasoning,
-        r.cost if priced else 0,
-        r.without if priced else 0,
-        r.avoided if avoided_known else 0,
-        r.avoided_without if avoided_known else 0,
-    )
+        1 if hit and not avoided_known else 0,
+        inp, read, w5m, w1h, w30m, w12h, output, reasoning,
+        cost if priced else 0,
+        without if priced else 0,
+        avoided if avoided_known else 0,
+        avoided_without if avoided_known else 0,
+    )  # fmt: skip
 
 
 _INSERT = (
@@ -338,47 +344,52 @@ def _encode(record: Record) -> bytes:
     return orjson.dumps((JOURNAL_VERSION, *record), option=_NL)
 
 
-def _is_int(v: object) -> bool:
-    return type(v) is int
+_INTS = frozenset({int})
+_MONEY = frozenset({int, type(None)})
+_STRS = frozenset({str})
 
 
-def _decode(line: bytes) -> Record | None:
-    """Parse one journal line; ``None`` for a torn, damaged or unknown-version line."""
-    try:
-        v = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
+def _line_row(v: Any) -> tuple[Any, ...] | None:
+    """Build the ``records`` row of a parsed journal line (``None``: not one of ours)."""
     if type(v) is not list or len(v) != 23 or v[0] != JOURNAL_VERSION:
         return None
     ts, api, provider, model, function, tags, tenant = v[1:8]
     if not (
-        type(ts) in (int, float)
+        (type(ts) is float or type(ts) is int)
         and type(api) is str
         and type(provider) is str
         and type(model) is str
         and (function is None or type(function) is str)
         and type(tags) is list
-        and all(type(t) is str for t in tags)
         and type(tenant) is str
-        and all(_is_int(x) for x in v[8:19])
-        and all(x is None or _is_int(x) for x in v[19:23])
+        and _STRS.issuperset(map(type, tags))
+        and _INTS.issuperset(map(type, v[8:19]))
+        and _MONEY.issuperset(map(type, v[19:23]))
     ):
         return None
-    return Record(float(ts), api, provider, model, function, tuple(tags), tenant, *v[8:])
+    return _row_of(float(ts), api, provider, model, function, tuple(tags), tenant, *v[8:23])
 
 
 def _decode_rows(data: bytes) -> tuple[list[tuple[Any, ...]], int]:
-    """Rows to insert for the complete lines in ``data``, and how many lines were skipped."""
+    """Rows to insert for the complete lines in ``data``, and how many lines were skipped.
+
+    A line that is not valid JSON (torn by a kill) or not a record of a known version is
+    skipped and counted.
+    """
     rows: list[tuple[Any, ...]] = []
     skipped = 0
+    loads, bad_json = orjson.loads, orjson.JSONDecodeError
     for line in data.split(b"\n"):
         if not line:
             continue
-        rec = _decode(line)
-        if rec is None:
+        try:
+            row = _line_row(loads(line))
+        except bad_json:
+            row = None
+        if row is None:
             skipped += 1
         else:
-            rows.append(_row(rec))
+            rows.append(row)
     return rows, skipped
 
 

@@ -750,11 +750,15 @@ class Ledger:
         if scan or time.monotonic() - self._scanned >= ORPHAN_INTERVAL:
             self._fold_orphans(conn)
         self._maybe_maintain(conn)
-        if self._folded >= ROTATE_BYTES and self._folded == self._jsize:
+        if self._folded >= ROTATE_BYTES:  # even while records keep coming: see _rotate
             self._rotate(conn)
 
     def _rotate(self, conn: sqlite3.Connection) -> None:
-        """Start a fresh journal at the next append; fold what is left of this one, delete it."""
+        """Start a fresh journal at the next append; fold what is left of this one, delete it.
+
+        Once the descriptor is swapped (under ``_wlock``, which every write holds) nobody
+        writes to the old journal again, so its remainder is complete lines: a final fold.
+        """
         with self._wlock:
             fd, name, fin = self._fd, self._jname, self._finalizer
             self._fd, self._jname, self._finalizer, self._writable = None, None, None, False

@@ -415,3 +415,24 @@ def test_report_replays_journals_of_dead_processes(
     _make_orphans(tmp_path, 2, 10)  # killed within a second: perhaps before any fold
     assert _report_json(tmp_path, capsys)["requests"] == 20
     assert list((tmp_path / "ledger-journal").glob("*.jsonl")) == []
+
+
+def test_the_live_journal_is_rotated_and_stays_small(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptcache._ledger import Record
+
+    monkeypatch.setattr(_ledger, "ROTATE_BYTES", 16_384, raising=False)
+    ledger = Ledger(tmp_path)
+    for i in range(5000):
+        ledger.append(
+            Record(1.8e9 + i, "openai.chat", "openai", "m", None, (), "t",
+                   0, 0, 1, 10, 0, 0, 0, 0, 0, 1, 0, 5, 7, None, None)
+        )  # fmt: skip
+        if i % 500 == 0:
+            ledger.flush()
+    journals = list((tmp_path / "ledger-journal").glob("*.jsonl"))
+    assert len(journals) == 1 and journals[0].stat().st_size < 2 * 16_384 + 500 * 200
+    assert ledger.summary().requests == 5000
+    ledger.close()
+    assert list((tmp_path / "ledger-journal").iterdir()) == []

@@ -490,7 +490,7 @@ def _private_file(path: Path) -> None:
                 os.chmod(path, 0o600)
         return
     try:
-        os.fchmod(fd, 0o600)  # the umask may have taken bits away from 0o600 itself
+        os.chmod(path, 0o600)  # the umask may have taken bits away from 0o600 itself
     finally:
         os.close(fd)
 
@@ -558,6 +558,7 @@ class Ledger:
         self._maintained = 0.0
         self._scanned = 0.0
         self._fork_held = False
+        self._closed = False
         _LIVE.add(self)
 
     # ----------------------------------------------------------------- recording (hot path)
@@ -601,6 +602,7 @@ class Ledger:
     def _open_journal(self) -> None:
         """Create this process's journal (caller holds ``_wlock``); on failure, mark it unusable."""
         _LIVE.add(self)
+        self._closed = False  # recording again after close() reopens the ledger
         self._fd, self._writable = -1, False
         self._jname, self._jsize, self._folded, self._mem_offset = None, 0, 0, 0
         if not _JOURNALING:  # pragma: no cover
@@ -614,7 +616,7 @@ class Ledger:
             flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
             fd = os.open(tmp, flags, 0o600)
             try:
-                os.fchmod(fd, 0o600)
+                os.fchmod(fd, 0o600)  # the umask may have taken bits away from 0o600
                 if not _try_lock(fd):
                     raise OSError(f"cannot lock {tmp}")
                 os.rename(tmp, self.journal_dir / (base + _SUFFIX))
@@ -999,7 +1001,8 @@ class Ledger:
         """Fold and delete this process's journal and release every descriptor.
 
         Never raises: a journal that cannot be folded now stays on disk for the next process.
-        The ledger can still be queried (it reopens), and recording again starts a new journal.
+        The ledger can still be queried (each query then opens and closes the database), and
+        recording again reopens it with a new journal.
         """
         with self._io:
             self._sync(scan=True)
@@ -1018,6 +1021,7 @@ class Ledger:
                     with contextlib.suppress(OSError):
                         os.close(fd)
             self._drop_conn()
+            self._closed = True
         _LIVE.discard(self)
         _FLUSHER.wake()
         self._warn()
@@ -1123,6 +1127,9 @@ class Ledger:
                 rows = [] if self._unsafe else self._read_file(sql, args)
                 if self._mem is not None:
                     rows += self._mem.execute(sql, args).fetchall()
+            if self._closed:  # a query after close() leaves nothing open behind it
+                self._drop_conn()
+                _LIVE.discard(self)
         self._warn()
         if newer is not None:
             raise newer

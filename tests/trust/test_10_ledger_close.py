@@ -34,6 +34,7 @@ _CHILD = textwrap.dedent(
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(call, range(20)))
     pc.close()
+    assert pc.ledger.summary().requests == 20  # a query after close opens and closes again
 
     def ledger_fds():
         out = []

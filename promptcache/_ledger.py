@@ -565,7 +565,11 @@ class Ledger:
 
     def append(self, record: Record) -> None:
         """Journal one record (one ``os.write``); it reaches ``ledger.sqlite3`` within a second."""
-        line = _encode(record)
+        try:
+            line = _encode(record)
+        except TypeError:  # an int beyond 64 bits: neither the journal nor SQLite can hold it
+            self.dropped += 1
+            return
         opened = False
         with self._wlock:
             if self._fd is None:
@@ -725,7 +729,10 @@ class Ledger:
                     self._degrade(exc)
                 break
         if self._broken is not None or self._unsafe:
-            self._fold_to_memory()
+            try:
+                self._fold_to_memory()
+            except (sqlite3.Error, OSError, MemoryError):  # the journal still has them, if any
+                self._mem_full = True
         self._note_trouble()
 
     def _fold_to_file(self, scan: bool) -> None:
@@ -970,7 +977,7 @@ class Ledger:
         self._warned.add("degraded")
         self._notices.append(f"promptcache ledger: {text}")
 
-    def _warn(self) -> None:
+    def _warn(self, stacklevel: int = 3) -> None:
         # Called on a caller's thread only: a warning raised in the flusher thread would be
         # lost (or, under warnings-as-errors, kill it).
         while self._notices:
@@ -978,7 +985,7 @@ class Ledger:
                 message = self._notices.pop(0)
             except IndexError:
                 return
-            warnings.warn(message, StoreWarning, stacklevel=3)
+            warnings.warn(message, StoreWarning, stacklevel=stacklevel)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1106,16 +1113,24 @@ class Ledger:
             self._sync(scan=True)
             newer = self._newer
             rows: list[tuple[Any, ...]] | None = None
-            conn = self._conn
-            if newer is None and conn is not None and self._broken is None:
+            for attempt in range(2):
+                conn = self._conn
+                if newer is not None or conn is None or self._broken is not None:
+                    break
                 try:
                     rows = conn.execute(sql, args).fetchall()
+                    break
                 except sqlite3.Error as exc:
                     self._drop_conn()
-                    if _error_kind(exc) != "busy":
-                        self._degrade(exc)
-                        self._fold_to_memory()
-                        self._note_trouble()
+                    kind = _error_kind(exc)
+                    if kind == "busy":
+                        break
+                    if kind == "corrupt" and attempt == 0 and self._quarantine(exc):
+                        self._sync(scan=False)  # a fresh file, with our journal folded in
+                        continue
+                    self._degrade(exc)
+                    self._sync(scan=False)  # into memory, with the one warning
+                    break
             if rows is None and newer is None:
                 if self._broken is None and not self._unsafe and "busy" not in self._warned:
                     self._warned.add("busy")
@@ -1126,11 +1141,12 @@ class Ledger:
                     )
                 rows = [] if self._unsafe else self._read_file(sql, args)
                 if self._mem is not None:
-                    rows += self._mem.execute(sql, args).fetchall()
+                    with contextlib.suppress(sqlite3.Error):
+                        rows += self._mem.execute(sql, args).fetchall()
             if self._closed:  # a query after close() leaves nothing open behind it
                 self._drop_conn()
                 _LIVE.discard(self)
-        self._warn()
+        self._warn(4)  # at the caller of summary()/group_by()/records()
         if newer is not None:
             raise newer
         return rows or []

@@ -2,7 +2,7 @@
 
 Recording a call (:meth:`Ledger.append`, on the request path) is one ``os.write`` of a compact,
 versioned JSON line to this process's own append-only journal,
-``ledger-journal/<pid>-<random>.jsonl`` beside ``ledger.sqlite3``: about 2 µs. A daemon thread
+``ledger-journal/<pid>-<random>.jsonl`` beside ``ledger.sqlite3``: a few µs. A daemon thread
 folds the journal into SQLite every second (or every :data:`FLUSH_EVERY` records), and so do
 every query, :meth:`Ledger.flush` and :meth:`Ledger.close`.
 

@@ -338,6 +338,7 @@ def _broken_ledger_case(
     return _store_warnings(record), first, second
 
 
+@pytest.mark.process  # mounts a tmpfs
 def test_read_only_ledger_calls_go_on_with_one_warning(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -350,6 +351,7 @@ def test_read_only_ledger_calls_go_on_with_one_warning(
     assert (first, second) == (35, 45)
 
 
+@pytest.mark.process  # mounts a tmpfs
 def test_full_disk_ledger_calls_go_on_with_one_warning(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

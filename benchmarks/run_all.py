@@ -12,6 +12,7 @@ SCRIPTS = [
     "bench_provider_cache.py",
     "bench_planner.py",
     "bench_accountant.py",
+    "bench_ledger.py",
 ]
 
 if __name__ == "__main__":

@@ -1,16 +1,55 @@
 """The ledger: every call's tokens and dollars, persisted in the PromptCache directory.
 
-Recording is an in-memory append (the local-hit path has a budget of microseconds). A daemon
-thread flushes the buffer to SQLite every second or every :data:`FLUSH_EVERY` records; so do
-``atexit``, :meth:`Ledger.flush` and every query. SQLite in WAL mode with a busy timeout lets
-many processes on one machine append to one ledger file without losing a record: each flush is
-one transaction, and a flush that fails keeps its records for the next attempt.
+Recording a call (:meth:`Ledger.append`, on the request path) is one ``os.write`` of a compact,
+versioned JSON line to this process's own append-only journal,
+``ledger-journal/<pid>-<random>.jsonl`` beside ``ledger.sqlite3``: a few µs. A daemon thread
+folds the journal into SQLite every second (or every :data:`FLUSH_EVERY` records), and so do
+every query, :meth:`Ledger.flush` and :meth:`Ledger.close`.
+
+What a crash can lose. A written line is in the operating system's page cache at once, and the
+page cache outlives the process: ``SIGKILL``, ``os._exit``, a segfault or an OOM kill lose at
+most the one record being written at that instant (a torn last line, skipped on replay). There
+is no ``fsync`` per record, so a power cut or kernel crash can lose what the kernel had not yet
+written back (seconds). Journals of dead processes are folded in ("replayed") by the next
+process that opens the ledger, or by any live process within :data:`ORPHAN_INTERVAL` seconds.
+
+Many processes share one ledger directory (gunicorn workers). Each writes its own journal and
+holds an exclusive ``flock`` on it while it lives; a journal whose lock can be taken belongs to
+a dead process. Folding is exactly-once: the byte offset folded so far is stored per journal in
+SQLite, in the same transaction as the rows it inserted, so two processes folding the same
+orphan, or a crash in the middle of a fold, never count a record twice. A fully folded journal
+is deleted; the live one is rotated every :data:`ROTATE_BYTES`.
+
+After ``fork()`` the child starts its own journal (it never writes into its parent's) and opens
+its own SQLite connection: the parent closes its connection before forking (waiting for a fold
+in progress, at most :data:`FORK_WAIT` seconds), so no SQLite lock or connection crosses the
+fork. Should the wait time out, the child leaves SQLite alone (an inherited connection is
+abandoned, never closed: closing one in a child can corrupt the database), keeps journaling,
+and its journal is folded in by the next process.
+
+A broken ledger never breaks a call. A corrupt ``ledger.sqlite3`` is moved aside to
+``ledger.sqlite3.corrupt-<time>`` and a fresh one started, with one :class:`StoreWarning`. When
+the database cannot be written (read-only file or directory, full disk, unusable directory),
+this ledger warns once and keeps this process's records in memory — an in-memory SQLite
+database, rolled up to one row per day and attribution beyond :data:`MEMORY_ROWS` rows — so
+:meth:`Ledger.summary` still counts them, on top of whatever the file still reads; they are
+lost when the process exits unless the journal could hold them (up to :data:`JOURNAL_CAP`
+unfolded bytes), in which case the next process folds them in. Records that fit nowhere
+(journal unwritable and more than :data:`QUEUE_CAP` waiting in memory) are dropped and counted
+in :attr:`Ledger.dropped`. Queries and :meth:`Ledger.close` never raise ``sqlite3`` errors:
+they return what is known (after the one warning). The one exception they raise is
+:class:`~promptcache.ConfigError` for a ledger written by a newer promptcache.
+
+Privacy: ``ledger.sqlite3`` (and SQLite's ``-wal``/``-shm``, which take its mode) and the
+journals are created 0600 and the journal directory 0700, whatever the umask; a ledger file
+left group- or world-readable by an older version is made 0600 when opened.
 
 Storage (schema version in ``PRAGMA user_version``): one row per call, or, after
-``rollup_after_days``, one row per day × model × attribution holding the sums. Money is stored
-as integer picodollars (10⁻¹² USD) so sums are exact; the API returns :class:`~decimal.Decimal`.
-No prompt text and no credentials are stored — only counts, prices, model names, tags, the
-app function name and the tenant's salted fingerprint.
+``rollup_after_days``, one row per day × model × attribution holding the sums; plus a
+``journal`` table of folded offsets (additive: older promptcache versions ignore it). Money is
+stored as integer picodollars (10⁻¹² USD) so sums are exact; the API returns
+:class:`~decimal.Decimal`. No prompt text and no credentials are stored — only counts, prices,
+model names, tags, the app function name and the tenant's salted fingerprint.
 
 How unknown costs aggregate: a call whose price is unknown (unlisted model, or a stream that
 reported no usage) makes every cost field of any summary that includes it ``None`` —
@@ -23,29 +62,63 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
+import secrets
 import sqlite3
+import sys
 import threading
 import time
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+import orjson
+
 from promptcache._errors import ConfigError, StoreWarning
 
-__all__ = ["FLUSH_EVERY", "SCHEMA_VERSION", "Ledger", "Record", "Summary"]
+__all__ = [
+    "FLUSH_EVERY",
+    "JOURNAL_VERSION",
+    "SCHEMA_VERSION",
+    "Ledger",
+    "Record",
+    "Summary",
+]
 
 SCHEMA_VERSION = 1
-FLUSH_EVERY = 256
+#: Version of a journal line: ``[JOURNAL_VERSION, *Record]``.
+JOURNAL_VERSION = 1
+#: Records appended since the last fold that wake the flusher early.
+FLUSH_EVERY = 4096
+#: Seconds between background folds.
 FLUSH_INTERVAL = 1.0
+#: Seconds between looks for journals of dead processes (also done on open and by queries).
+ORPHAN_INTERVAL = 10.0
+#: A live journal is replaced by a new one once it is this large and fully folded.
+ROTATE_BYTES = 4 << 20
+#: Unfolded bytes a journal may hold while the database cannot be written (~300k records).
+JOURNAL_CAP = 64 << 20
+#: Records kept in memory waiting for a fold when the journal cannot be written.
+QUEUE_CAP = 100_000
+#: Rows of the in-memory ledger (used when the file cannot be written) before it is rolled up.
+MEMORY_ROWS = 50_000
+#: Seconds ``fork()`` waits for a fold in progress before the child gives up on SQLite.
+FORK_WAIT = 5.0
+
 _FILE = "ledger.sqlite3"
+_JOURNAL_DIR = "ledger-journal"
+_SUFFIX = ".jsonl"
 _PICO = Decimal(10) ** 12
+_CHUNK = 8 << 20
+_BUSY_MS = 10_000
+_JOURNALING = sys.platform != "win32"  # flock and pread: POSIX only
 
 GroupKey = Literal["model", "provider", "tag", "function", "day", "api"]
 _NONE_LABEL = "(none)"
@@ -196,8 +269,19 @@ CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
 """
 
 
+@functools.lru_cache(maxsize=1024)
+def _utc_date(days: int) -> str:
+    return datetime.fromtimestamp(days * 86400, UTC).strftime("%Y-%m-%d")
+
+
 def _day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    # Unix time has exactly 86400 s a day: the UTC date is a function of ts // 86400.
+    return _utc_date(int(ts // 86400))
+
+
+@functools.lru_cache(maxsize=4096)
+def _tags_json(tags: tuple[str, ...]) -> str:
+    return orjson.dumps(tags).decode()
 
 
 def _ts(value: float | datetime | None) -> float | None:
@@ -209,38 +293,32 @@ def _ts(value: float | datetime | None) -> float | None:
 
 
 def _row(r: Record) -> tuple[Any, ...]:
-    from promptcache._json import dumps
+    return _row_of(*r)
 
-    priced = r.cost is not None and r.without is not None
-    avoided_known = r.avoided is not None and r.avoided_without is not None
+
+def _row_of(
+    ts: float, api: str, provider: str, model: str, function: str | None,
+    tags: tuple[str, ...], tenant: str, hit: int, error: int, usage_known: int,
+    inp: int, read: int, w5m: int, w1h: int, w30m: int, w12h: int, output: int,
+    reasoning: int, cost: int | None, without: int | None, avoided: int | None,
+    avoided_without: int | None,
+) -> tuple[Any, ...]:  # fmt: skip
+    """Build the ``records`` row of one call (the fields of :class:`Record`, in order)."""
+    priced = cost is not None and without is not None
+    avoided_known = avoided is not None and avoided_without is not None
     return (
-        r.ts,
-        _day(r.ts),
-        r.api,
-        r.provider,
-        r.model,
-        r.function,
-        dumps(list(r.tags)).decode(),
-        r.tenant,
-        1,
-        r.hit,
-        r.error,
-        0 if r.usage_known else 1,
+        ts, _day(ts), api, provider, model, function,
+        _tags_json(tags if type(tags) is tuple else tuple(tags)), tenant,
+        1, hit, error,
+        0 if usage_known else 1,
         0 if priced else 1,
-        1 if r.hit and not avoided_known else 0,
-        r.input,
-        r.read,
-        r.w5m,
-        r.w1h,
-        r.w30m,
-        r.w12h,
-        r.output,
-        r.reasoning,
-        r.cost if priced else 0,
-        r.without if priced else 0,
-        r.avoided if avoided_known else 0,
-        r.avoided_without if avoided_known else 0,
-    )
+        1 if hit and not avoided_known else 0,
+        inp, read, w5m, w1h, w30m, w12h, output, reasoning,
+        cost if priced else 0,
+        without if priced else 0,
+        avoided if avoided_known else 0,
+        avoided_without if avoided_known else 0,
+    )  # fmt: skip
 
 
 _INSERT = (
@@ -251,15 +329,190 @@ _INSERT = (
 )
 
 
+_JOURNAL_TABLE = """
+CREATE TABLE IF NOT EXISTS journal (
+    name TEXT PRIMARY KEY,         -- a file in ledger-journal/
+    folded INTEGER NOT NULL        -- bytes of it already folded into records
+)
+"""
+
+_NL = orjson.OPT_APPEND_NEWLINE
+
+
+def _encode(record: Record) -> bytes:
+    """One journal line: ``[JOURNAL_VERSION, *record]`` as compact JSON, newline-terminated."""
+    return orjson.dumps((JOURNAL_VERSION, *record), option=_NL)
+
+
+_INTS = frozenset({int})
+_MONEY = frozenset({int, type(None)})
+_STRS = frozenset({str})
+
+
+def _line_row(v: Any) -> tuple[Any, ...] | None:
+    """Build the ``records`` row of a parsed journal line (``None``: not one of ours)."""
+    if type(v) is not list or len(v) != 23 or v[0] != JOURNAL_VERSION:
+        return None
+    ts, api, provider, model, function, tags, tenant = v[1:8]
+    if not (
+        (type(ts) is float or type(ts) is int)
+        and type(api) is str
+        and type(provider) is str
+        and type(model) is str
+        and (function is None or type(function) is str)
+        and type(tags) is list
+        and type(tenant) is str
+        and _STRS.issuperset(map(type, tags))
+        and _INTS.issuperset(map(type, v[8:19]))
+        and _MONEY.issuperset(map(type, v[19:23]))
+    ):
+        return None
+    return _row_of(float(ts), api, provider, model, function, tuple(tags), tenant, *v[8:23])
+
+
+def _decode_rows(data: bytes) -> tuple[list[tuple[Any, ...]], int]:
+    """Rows to insert for the complete lines in ``data``, and how many lines were skipped.
+
+    A line that is not valid JSON (torn by a kill) or not a record of a known version is
+    skipped and counted.
+    """
+    rows: list[tuple[Any, ...]] = []
+    skipped = 0
+    loads, bad_json = orjson.loads, orjson.JSONDecodeError
+    for line in data.split(b"\n"):
+        if not line:
+            continue
+        try:
+            row = _line_row(loads(line))
+        except bad_json:
+            row = None
+        if row is None:
+            skipped += 1
+        else:
+            rows.append(row)
+    return rows, skipped
+
+
+def _fold(conn: sqlite3.Connection, name: str, fd: int, *, final: bool) -> tuple[int, int]:
+    """Fold the unfolded complete lines of journal ``name`` (open as ``fd``) into ``conn``.
+
+    One transaction inserts the rows and records the new offset, so a fold is exactly-once
+    whoever does it and wherever it is interrupted. ``final`` (the writer is gone): a last line
+    without its newline is a torn write, skipped. Returns ``(offset, lines skipped)``.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT folded FROM journal WHERE name = ?", (name,)).fetchone()
+        start = offset = int(row[0]) if row else 0
+        skipped = 0
+        while True:
+            chunk = os.pread(fd, _CHUNK, offset)
+            end = chunk.rfind(b"\n") + 1
+            rows, bad = _decode_rows(chunk[:end])
+            skipped += bad
+            if rows:
+                conn.executemany(_INSERT, rows)
+            offset += end
+            if len(chunk) < _CHUNK:  # reached the end of the file
+                if final and end < len(chunk):
+                    offset += len(chunk) - end
+                    skipped += 1
+                break
+            if end == 0:  # an 8 MiB line is no line of ours: skip it
+                offset += len(chunk)
+                skipped += 1
+        if offset != start:
+            conn.execute(
+                "INSERT OR REPLACE INTO journal (name, folded) VALUES (?, ?)", (name, offset)
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    return offset, skipped
+
+
+def _error_kind(exc: BaseException) -> Literal["busy", "corrupt", "broken"]:
+    """Busy (try again later), corrupt (move the file aside) or broken (stop writing)."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            primary = code & 0xFF
+            if primary in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+                return "busy"
+            if primary in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
+                return "corrupt"
+        else:
+            text = str(exc).lower()
+            if "locked" in text or "busy" in text:
+                return "busy"
+            if "malformed" in text or "not a database" in text:
+                return "corrupt"
+    return "broken"
+
+
+if _JOURNALING:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        """Take the exclusive ``flock`` of a journal; False when a live process holds it."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+else:  # pragma: no cover - no journal without flock: records wait in memory between folds
+
+    def _try_lock(fd: int) -> bool:
+        return False
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) 0700 whatever the umask; an existing one is left alone."""
+    if path.is_dir():
+        return
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for p in missing:
+        with contextlib.suppress(OSError):
+            os.chmod(p, 0o700)
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` 0600 if missing; make an existing one 0600 (ours: never widen it)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
+        return
+    try:
+        os.chmod(path, 0o600)  # the umask may have taken bits away from 0o600 itself
+    finally:
+        os.close(fd)
+
+
+# Connections a forked child inherited mid-use: kept referenced forever, because closing (or
+# garbage-collecting) a connection in a child that did not open it can corrupt the database.
+_ABANDONED: list[sqlite3.Connection] = []
+
+
 class Ledger:
     """The persisted ledger of one PromptCache directory, shared by every process using it.
 
     Args:
-        directory: the PromptCache directory; the ledger lives in ``ledger.sqlite3`` there.
+        directory: the PromptCache directory; the ledger lives in ``ledger.sqlite3`` there,
+            with one journal per live process in ``ledger-journal/``.
         rollup_after_days: individual calls older than this are folded into one row per day,
             model, provider, API, function, tags and tenant (``None``: never).
         retention_days: rows older than this are deleted (``None``: keep forever).
         clock: injectable time source (seconds since the epoch).
+
+    ``dropped`` counts records this ledger could keep nowhere (see the module docstring);
+    ``skipped`` counts journal lines that could not be read back (torn by a kill, damaged).
 
     """
 
@@ -273,92 +526,348 @@ class Ledger:
     ) -> None:
         self.directory = Path(directory)
         self.path = self.directory / _FILE
+        self.journal_dir = self.directory / _JOURNAL_DIR
         self.rollup_after_days = rollup_after_days
         self.retention_days = retention_days
+        self.dropped = 0
+        self.skipped = 0
         self._clock = clock
-        self._buffer: deque[Record] = deque()
-        self._lock = threading.Lock()  # guards the connection; one flush at a time
+        self._io = threading.Lock()  # the SQLite connection, folding, the in-memory ledger
+        self._wlock = threading.Lock()  # the journal descriptor (held for one os.write)
         self._conn: sqlite3.Connection | None = None
+        self._ino = 0
+        # This process's journal: None = not opened yet, -1 = cannot be written.
+        self._fd: int | None = None
+        self._jname: str | None = None
+        self._jsize = 0  # bytes written to it
+        self._folded = 0  # bytes of it folded into ledger.sqlite3
+        self._writable = False
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._jerror: BaseException | None = None
+        self._queue: deque[Record] = deque()  # records the journal could not take
+        self._pending = 0
+        # When ledger.sqlite3 cannot be written: this process's records, in memory.
+        self._broken: BaseException | None = None
+        self._unsafe = False  # forked while the ledger was in use: leave SQLite alone
+        self._newer: ConfigError | None = None
+        self._mem: sqlite3.Connection | None = None
+        self._mem_offset = 0  # bytes of the journal folded into the in-memory ledger
+        self._mem_full = False
+        self._notices: list[str] = []
+        self._warned: set[str] = set()
         self._maintained = 0.0
+        self._scanned = 0.0
+        self._fork_held = False
+        self._closed = False
         _LIVE.add(self)
 
     # ----------------------------------------------------------------- recording (hot path)
 
     def append(self, record: Record) -> None:
-        """Buffer one record; it reaches disk within a second (or at the next query)."""
-        # deque.append is atomic: no lock on the hot path, and a concurrent flush that drains
-        # with popleft can never lose a record appended meanwhile.
-        buf = self._buffer
-        buf.append(record)
-        if len(buf) >= FLUSH_EVERY:
-            _FLUSHER.wake()
-        elif not _FLUSHER.running:
-            _FLUSHER.start()
+        """Journal one record (one ``os.write``); it reaches ``ledger.sqlite3`` within a second."""
+        try:
+            line = _encode(record)
+        except TypeError:  # an int beyond 64 bits: neither the journal nor SQLite can hold it
+            self.dropped += 1
+            return
+        opened = False
+        with self._wlock:
+            if self._fd is None:
+                self._open_journal()
+                opened = True
+            written = False
+            if self._writable and self._jsize - self._folded < JOURNAL_CAP:
+                fd: int = self._fd  # type: ignore[assignment]
+                try:
+                    n = os.write(fd, line)
+                except OSError as exc:
+                    self._journal_failed(exc, 0)
+                else:
+                    if n == len(line):
+                        self._jsize += n
+                        written = True
+                    else:  # a short write (disk full): the torn tail is skipped on replay
+                        self._journal_failed(OSError(f"short write ({n} of {len(line)})"), n)
+            if not written:
+                if len(self._queue) < QUEUE_CAP:
+                    self._queue.append(record)
+                else:
+                    self.dropped += 1
+            self._pending += 1
+            pending = self._pending
+        flusher = _FLUSHER
+        if opened or not flusher.running:
+            flusher.start()
+        elif pending >= FLUSH_EVERY:
+            flusher.wake()
+        if self._notices:
+            self._warn()
 
-    # ----------------------------------------------------------------- persistence
+    def _open_journal(self) -> None:
+        """Create this process's journal (caller holds ``_wlock``); on failure, mark it unusable."""
+        _LIVE.add(self)
+        self._closed = False  # recording again after close() reopens the ledger
+        self._fd, self._writable = -1, False
+        self._jname, self._jsize, self._folded, self._mem_offset = None, 0, 0, 0
+        if not _JOURNALING:  # pragma: no cover
+            return
+        try:
+            _private_dir(self.journal_dir)
+            base = f"{os.getpid()}-{secrets.token_hex(8)}"
+            # Created under a hidden name and locked before it is renamed into view, so no
+            # other process can take it for a dead process's journal.
+            tmp = self.journal_dir / f".{base}.tmp"
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+            fd = os.open(tmp, flags, 0o600)
+            try:
+                os.fchmod(fd, 0o600)  # the umask may have taken bits away from 0o600
+                if not _try_lock(fd):
+                    raise OSError(f"cannot lock {tmp}")
+                os.rename(tmp, self.journal_dir / (base + _SUFFIX))
+            except BaseException:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            self._jerror = exc
+            return
+        fin = weakref.finalize(self, os.close, fd)
+        fin.atexit = False  # close() folds it at exit; the finalizer is for a dropped Ledger
+        self._fd, self._jname, self._writable, self._finalizer = fd, base + _SUFFIX, True, fin
+
+    def _journal_failed(self, exc: BaseException, written: int) -> None:
+        # Keep the descriptor (and its lock): what it holds is still folded, torn tail skipped.
+        self._writable = False
+        self._jsize += written
+        self._jerror = exc
+
+    # ----------------------------------------------------------------- folding
 
     def _connect(self) -> sqlite3.Connection:
-        if self._conn is not None:
-            return self._conn
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        conn = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            conn.close()
-            raise ConfigError(
-                f"{self.path} has ledger schema {version}; this promptcache reads up to "
-                f"{SCHEMA_VERSION}. Upgrade promptcache."
-            )
-        if version < SCHEMA_VERSION:
-            conn.execute("BEGIN IMMEDIATE")
+        """Return the open connection to ``ledger.sqlite3`` (caller holds ``_io``)."""
+        conn = self._conn
+        if conn is not None:
             try:
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        conn.execute(stmt)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                same = os.stat(self.path).st_ino == self._ino
+            except OSError:
+                same = False
+            if same:
+                return conn
+            self._drop_conn()  # another process moved a corrupt file aside: reopen
+        _LIVE.add(self)
+        _private_dir(self.directory)
+        _private_file(self.path)
+        for suffix in ("-wal", "-shm"):  # left group-readable by an older version
+            with contextlib.suppress(OSError):
+                side = f"{self.path}{suffix}"
+                if os.stat(side).st_mode & 0o077:
+                    os.chmod(side, 0o600)
+        conn = sqlite3.connect(
+            self.path, timeout=_BUSY_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"{self.path} has ledger schema {version}; this promptcache reads up to "
+                    f"{SCHEMA_VERSION}. Upgrade promptcache."
+                )
+            if version < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for stmt in _SCHEMA.split(";"):
+                        if stmt.strip():
+                            conn.execute(stmt)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+            conn.execute(_JOURNAL_TABLE)
+            self._ino = os.stat(self.path).st_ino
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
+        self._fold_orphans(conn)  # replay what dead processes left behind
         return conn
 
-    def flush(self) -> None:
-        """Write buffered records to disk in one transaction (safe to call from any thread)."""
-        with self._lock:
-            buf = self._buffer
-            batch = [buf.popleft() for _ in range(len(buf))]
-            if not batch:
-                self._maybe_maintain()
-                return
+    def _drop_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _sync(self, *, scan: bool) -> None:
+        """Fold this process's records (with ``scan``, dead processes' journals too).
+
+        Into the file, or into memory when the file cannot be written. Caller holds ``_io``.
+        Raises no sqlite3 or OS error: failures become one notice, emitted later on a caller's
+        thread.
+        """
+        self._pending = 0
+        if self._broken is None and not self._unsafe:
+            for attempt in range(2):
+                try:
+                    self._fold_to_file(scan)
+                except ConfigError as exc:  # written by a newer promptcache
+                    self._drop_conn()
+                    self._newer = exc
+                    self._degrade(exc)
+                except (sqlite3.Error, OSError) as exc:
+                    self._drop_conn()
+                    kind = _error_kind(exc)
+                    if kind == "busy":  # another process holds the lock: next time
+                        return
+                    if kind == "corrupt" and attempt == 0 and self._quarantine(exc):
+                        continue
+                    self._degrade(exc)
+                break
+        if self._broken is not None or self._unsafe:
             try:
-                conn = self._connect()
+                self._fold_to_memory()
+            except (sqlite3.Error, OSError, MemoryError):  # the journal still has them, if any
+                self._mem_full = True
+        self._note_trouble()
+
+    def _fold_to_file(self, scan: bool) -> None:
+        conn = self._connect()
+        fd, name = self._fd, self._jname
+        if fd is not None and fd >= 0 and name is not None and self._jsize > self._folded:
+            self._folded, bad = _fold(conn, name, fd, final=False)
+            self.skipped += bad
+        if self._queue:
+            q = self._queue
+            batch = [q.popleft() for _ in range(len(q))]
+            try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     conn.executemany(_INSERT, [_row(r) for r in batch])
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                     raise
             except BaseException:
-                # Keep the records, in order: the next flush (or atexit) tries again.
-                buf.extendleft(reversed(batch))
+                q.extendleft(reversed(batch))  # in order, for the next attempt
                 raise
-            self._maybe_maintain()
+        if scan or time.monotonic() - self._scanned >= ORPHAN_INTERVAL:
+            self._fold_orphans(conn)
+        self._maybe_maintain(conn)
+        if self._folded >= ROTATE_BYTES:  # even while records keep coming: see _rotate
+            self._rotate(conn)
 
-    def _maybe_maintain(self) -> None:
+    def _rotate(self, conn: sqlite3.Connection) -> None:
+        """Start a fresh journal at the next append; fold what is left of this one, delete it.
+
+        Once the descriptor is swapped (under ``_wlock``, which every write holds) nobody
+        writes to the old journal again, so its remainder is complete lines: a final fold.
+        """
+        with self._wlock:
+            fd, name, fin = self._fd, self._jname, self._finalizer
+            self._fd, self._jname, self._finalizer, self._writable = None, None, None, False
+            self._jsize = self._folded = self._mem_offset = 0
+        if fd is not None and fd >= 0 and name is not None:
+            self._retire(conn, fd, name, fin)
+
+    def _retire(
+        self, conn: sqlite3.Connection, fd: int, name: str, fin: weakref.finalize[Any, Any] | None
+    ) -> None:
+        """Fold a journal nobody writes to any more, delete it, and close it."""
+        try:
+            _, bad = _fold(conn, name, fd, final=True)
+            self.skipped += bad
+            try:
+                os.unlink(self.journal_dir / name)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return  # stays; its folded offset keeps it from being counted twice
+            # Only after the unlink: were the row gone first, a crash would fold it again.
+            conn.execute("DELETE FROM journal WHERE name = ?", (name,))
+        finally:
+            if fin is not None:
+                fin.detach()
+            with contextlib.suppress(OSError):
+                os.close(fd)  # releases the lock: anything left is an orphan, folded later
+
+    def _fold_orphans(self, conn: sqlite3.Connection) -> None:
+        """Fold and delete the journals of processes that are gone (their lock is free)."""
+        self._scanned = time.monotonic()
+        try:
+            names = os.listdir(self.journal_dir)
+        except OSError:
+            return
+        for name in names:
+            if name == self._jname:
+                continue
+            path = self.journal_dir / name
+            if name.startswith(".") and name.endswith(".tmp"):
+                self._drop_stale_tmp(path)
+                continue
+            if not name.endswith(_SUFFIX):
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            if not _try_lock(fd):  # its process is alive (or another one is folding it)
+                os.close(fd)
+                continue
+            try:
+                # Locked after another process folded and deleted it: nothing to do.
+                if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                    os.close(fd)
+                    continue
+            except OSError:
+                os.close(fd)
+                continue
+            self._retire(conn, fd, name, None)
+        # Offsets of journals deleted by a process that died before forgetting them. Listed
+        # inside the write transaction: no journal can gain a row meanwhile.
+        known = {r[0] for r in conn.execute("SELECT name FROM journal")}
+        if known - set(names):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                present = set(os.listdir(self.journal_dir))
+                conn.executemany(
+                    "DELETE FROM journal WHERE name = ?", [(n,) for n in known - present]
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _drop_stale_tmp(path: Path) -> None:
+        # A process killed between creating its journal and renaming it leaves an empty file.
+        try:
+            if time.time() - os.stat(path).st_mtime < 60:
+                return
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            if _try_lock(fd) and os.fstat(fd).st_size == 0:
+                os.unlink(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def _maybe_maintain(self, conn: sqlite3.Connection) -> None:
         now = self._clock()
         if now - self._maintained < 3600:
             return
         self._maintained = now
         if self.rollup_after_days is None and self.retention_days is None:
             return
-        conn = self._connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
             if self.retention_days is not None:
@@ -369,24 +878,202 @@ class Ledger:
                 _rollup(conn, now - self.rollup_after_days * 86400)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
             raise
 
-    def close(self) -> None:
-        """Flush and release the database (the ledger can be reopened by a new instance)."""
+    # ----------------------------------------------------------------- when things break
+
+    def _quarantine(self, exc: BaseException) -> bool:
+        """Move a corrupt ledger (and its -wal/-shm) aside; True when a fresh one can start."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.path.with_name(f"{_FILE}.corrupt-{stamp}-{os.getpid()}")
         try:
-            self.flush()
-        finally:
-            with self._lock:
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
+            os.replace(self.path, aside)
+        except FileNotFoundError:
+            return True  # another process moved it already
+        except OSError:
+            return False
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+        self._notices.append(
+            f"promptcache ledger: {self.path} was corrupt ({exc}); moved it aside to "
+            f"{aside.name} and started a fresh ledger"
+        )
+        self._warned.add("corrupt")
+        return True
+
+    def _degrade(self, exc: BaseException) -> None:
+        """Stop writing ``ledger.sqlite3`` in this ledger; keep this process's records in memory."""
+        self._broken = exc
+        self._mem_offset = self._folded  # what the file holds of our journal
+
+    def _memory(self) -> sqlite3.Connection:
+        if self._mem is None:
+            mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    mem.execute(stmt)
+            self._mem = mem
+        return self._mem
+
+    def _fold_to_memory(self) -> None:
+        """Add this process's journal lines and queued records to the in-memory ledger."""
+        mem = self._memory()
+        rows: list[tuple[Any, ...]] = []
+        fd = self._fd
+        if fd is not None and fd >= 0 and self._jsize > self._mem_offset:
+            try:
+                data = os.pread(fd, self._jsize - self._mem_offset, self._mem_offset)
+            except OSError:
+                data = b""
+            end = data.rfind(b"\n") + 1
+            rows, bad = _decode_rows(data[:end])
+            self.skipped += bad
+            self._mem_offset += end
+        q = self._queue
+        queued = [_row(q.popleft()) for _ in range(len(q))]
+        if self._mem_full:
+            self.dropped += len(queued)  # journaled rows are not lost: the journal keeps them
+            return
+        mem.executemany(_INSERT, rows + queued)
+        (n,) = mem.execute("SELECT COUNT(*) FROM records").fetchone()
+        if n > MEMORY_ROWS:
+            (latest,) = mem.execute("SELECT MAX(ts) FROM records").fetchone()
+            _rollup(mem, latest + 86400)  # every day, today included: one row per attribution
+            (n,) = mem.execute("SELECT COUNT(*) FROM records").fetchone()
+            self._mem_full = n > MEMORY_ROWS
+
+    def _note_trouble(self) -> None:
+        """Queue the one warning about a ledger that cannot be written as designed."""
+        if "degraded" in self._warned:
+            return
+        where = self.path
+        if self._unsafe:
+            text = (
+                "this process was forked while the ledger was in use, so it leaves SQLite "
+                "alone: its records are journaled for the next process to fold in, and "
+                "summary() here counts only this process's calls"
+            )
+        elif self._broken is not None:
+            kept = (
+                f"and in its journal in {self.journal_dir} for the next process to fold in"
+                if self._writable
+                else "only, and lost when it exits"
+            )
+            text = (
+                f"cannot write {where} ({self._broken!r}); calls go on, and this process's "
+                f"records are kept in memory (summary() counts them) {kept}"
+            )
+        elif self._jerror is not None:
+            text = (
+                f"cannot write a journal in {self.journal_dir} ({self._jerror!r}); records "
+                "are written to the ledger every second instead, so a crash can lose up to a "
+                "second of them"
+            )
+        else:
+            return
+        self._warned.add("degraded")
+        self._notices.append(f"promptcache ledger: {text}")
+
+    def _warn(self, stacklevel: int = 3) -> None:
+        # Called on a caller's thread only: a warning raised in the flusher thread would be
+        # lost (or, under warnings-as-errors, kill it).
+        while self._notices:
+            try:
+                message = self._notices.pop(0)
+            except IndexError:
+                return
+            warnings.warn(message, StoreWarning, stacklevel=stacklevel)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def flush(self) -> None:
+        """Fold this process's records into ``ledger.sqlite3`` now (safe from any thread)."""
+        with self._io:
+            self._sync(scan=False)
+        self._warn()
+
+    def _background(self) -> None:
+        """One tick of the flusher thread."""
+        dirty = self._jsize > (self._folded if self._broken is None else self._mem_offset)
+        due = time.monotonic() - self._scanned >= ORPHAN_INTERVAL and self._conn is not None
+        if not (dirty or self._queue or due):
+            return
+        with self._io:
+            self._sync(scan=False)
+
+    def close(self) -> None:
+        """Fold and delete this process's journal and release every descriptor.
+
+        Never raises: a journal that cannot be folded now stays on disk for the next process.
+        The ledger can still be queried (each query then opens and closes the database), and
+        recording again reopens it with a new journal.
+        """
+        with self._io:
+            self._sync(scan=True)
+            with self._wlock:
+                fd, name, fin = self._fd, self._jname, self._finalizer
+                self._fd, self._jname, self._finalizer, self._writable = None, None, None, False
+                self._jsize = self._folded = self._mem_offset = 0
+            if fd is not None and fd >= 0:
+                conn = self._conn
+                if conn is not None and name is not None:
+                    with contextlib.suppress(sqlite3.Error, OSError):
+                        self._retire(conn, fd, name, fin)
+                else:
+                    if fin is not None:
+                        fin.detach()
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._drop_conn()
+            self._closed = True
+        _LIVE.discard(self)
+        _FLUSHER.wake()
+        self._warn()
+
+    def _before_fork(self) -> None:
+        # No SQLite connection, lock or fold in progress may cross the fork: wait for a fold
+        # to finish (bounded) and close the connection; the parent reopens it when needed.
+        self._fork_held = self._io.acquire(timeout=FORK_WAIT)
+        self._wlock.acquire()
+        if self._fork_held:
+            self._drop_conn()
+
+    def _after_fork_in_parent(self) -> None:
+        self._wlock.release()
+        if self._fork_held:
+            self._io.release()
 
     def _reset_after_fork(self) -> None:
-        # The child must neither reuse the parent's connection nor flush the parent's records.
-        self._lock = threading.Lock()
-        self._buffer = deque()
-        self._conn = None
+        """In the child: own locks, own journal, none of the parent's records or connection."""
+        self._io = threading.Lock()
+        self._wlock = threading.Lock()
+        if self._conn is not None or not self._fork_held:
+            # Forked mid-fold: SQLite's in-process lock state is the parent's. Never close
+            # (or garbage-collect) the inherited connection, and never open another.
+            if self._conn is not None:
+                _ABANDONED.append(self._conn)
+            self._conn = None
+            self._unsafe = True
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self._fd is not None and self._fd >= 0:
+            # Closing our copy leaves the parent's lock in place (it holds its own).
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd, self._jname, self._finalizer, self._writable = None, None, None, False
+        self._jsize = self._folded = self._mem_offset = 0
+        self._jerror = self._broken = None
+        self._queue = deque()
+        self._pending = 0
+        self._mem = None
+        self._mem_full = False
+        self._notices = []
+        self._warned = set()
+        self.dropped = self.skipped = 0
+        self._scanned = 0.0
 
     # ----------------------------------------------------------------- queries
 
@@ -416,11 +1103,73 @@ class Ledger:
             args.append(tag)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        self.flush()
-        with self._lock:
-            yield self._connect()
+    def _query(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run ``sql`` over everything known; never raises sqlite3 errors.
+
+        That is the file, plus this process's records that only memory holds when the file
+        cannot be written.
+        """
+        with self._io:
+            self._sync(scan=True)
+            newer = self._newer
+            rows: list[tuple[Any, ...]] | None = None
+            for attempt in range(2):
+                conn = self._conn
+                if newer is not None or conn is None or self._broken is not None:
+                    break
+                try:
+                    rows = conn.execute(sql, args).fetchall()
+                    break
+                except sqlite3.Error as exc:
+                    self._drop_conn()
+                    kind = _error_kind(exc)
+                    if kind == "busy":
+                        break
+                    if kind == "corrupt" and attempt == 0 and self._quarantine(exc):
+                        self._sync(scan=False)  # a fresh file, with our journal folded in
+                        continue
+                    self._degrade(exc)
+                    self._sync(scan=False)  # into memory, with the one warning
+                    break
+            if rows is None and newer is None:
+                if self._broken is None and not self._unsafe and "busy" not in self._warned:
+                    self._warned.add("busy")
+                    self._notices.append(
+                        f"promptcache ledger: {self.path} stayed locked by another process; "
+                        "this result may miss this process's latest calls (its journal keeps "
+                        "them)"
+                    )
+                rows = [] if self._unsafe else self._read_file(sql, args)
+                if self._mem is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        rows += self._mem.execute(sql, args).fetchall()
+            if self._closed:  # a query after close() leaves nothing open behind it
+                self._drop_conn()
+                _LIVE.discard(self)
+        self._warn(4)  # at the caller of summary()/group_by()/records()
+        if newer is not None:
+            raise newer
+        return rows or []
+
+    def _read_file(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Read what a ledger file we cannot write still holds (nothing if unreadable)."""
+        if not self.path.is_file():
+            return []
+        uri = self.path.absolute().as_uri()
+        # Read-only first; a WAL database without its -shm (which a full disk or a read-only
+        # directory cannot create) only opens as immutable, which skips an uncheckpointed WAL.
+        for mode in ("?mode=ro", "?immutable=1"):
+            try:
+                conn = sqlite3.connect(uri + mode, uri=True, timeout=1.0, check_same_thread=False)
+            except sqlite3.Error:
+                continue
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.Error:
+                continue
+            finally:
+                conn.close()
+        return []
 
     def summary(
         self,
@@ -435,11 +1184,12 @@ class Ledger:
         """Totals over the persisted ledger (every process's records), optionally filtered.
 
         ``since``/``until`` are datetimes (naive = UTC) or unix seconds, ``until`` exclusive.
+        When the ledger file cannot be written or read, the totals are what is still known
+        (this process's calls, kept in memory) and one :class:`StoreWarning` says so.
         """
         where, args = self._where(since, until, model, tag, function, provider)
-        with self._read() as conn:
-            row = conn.execute(f"SELECT {_AGG} FROM records{where}", args).fetchone()
-        return _summary(row)
+        rows = self._query(f"SELECT {_AGG} FROM records{where}", args)
+        return _summary(_add(rows, 18))
 
     def group_by(
         self,
@@ -470,15 +1220,21 @@ class Ledger:
                 f"SELECT COALESCE({key}, '{_NONE_LABEL}'), {_AGG} FROM records{where} "
                 "GROUP BY 1 ORDER BY 1"
             )
-        with self._read() as conn:
-            rows = conn.execute(sql, args).fetchall()
-        return {str(r[0]): _summary(r[1:]) for r in rows}
+        groups: dict[str, list[tuple[Any, ...]]] = {}
+        for r in self._query(sql, args):
+            groups.setdefault(str(r[0]), []).append(tuple(r[1:]))
+        return {k: _summary(_add(v, 18)) for k, v in sorted(groups.items())}
 
     def records(self) -> int:
-        """Return the number of rows on disk (after a flush): calls plus rolled-up day rows."""
-        with self._read() as conn:
-            (n,) = conn.execute("SELECT COUNT(*) FROM records").fetchone()
-        return int(n)
+        """Return the number of rows (calls plus rolled-up day rows), after folding."""
+        return int(_add(self._query("SELECT COUNT(*) FROM records", ()), 1)[0])
+
+
+def _add(rows: Sequence[Sequence[int]], width: int) -> list[int]:
+    """Column sums of aggregate rows (one from the file, one from memory)."""
+    if not rows:
+        return [0] * width
+    return [sum(col) for col in zip(*rows, strict=True)]
 
 
 def _summary(row: Sequence[int]) -> Summary:
@@ -551,7 +1307,10 @@ _LIVE: weakref.WeakSet[Ledger] = weakref.WeakSet()
 
 
 class _Flusher:
-    """One daemon thread per process flushing every live ledger each second (or on demand)."""
+    """One daemon thread per process folding every live ledger each second (or on demand).
+
+    It ends when no ledger is left open, and is started again by the next record.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
@@ -566,28 +1325,28 @@ class _Flusher:
         threading.Thread(target=self._run, name="promptcache-ledger", daemon=True).start()
 
     def wake(self) -> None:
-        if not self.running:
-            self.start()
         self._event.set()
 
     def _run(self) -> None:
         while True:
             self._event.wait(FLUSH_INTERVAL)
             self._event.clear()
-            for ledger in list(_LIVE):
-                if not ledger._buffer:
-                    continue
+            ledgers = list(_LIVE)
+            if not ledgers:
+                with self._lock:  # start() checks under the same lock: no ledger is missed
+                    if not _LIVE:
+                        self.running = False
+                        return
+                continue
+            for ledger in ledgers:
                 try:
-                    ledger.flush()
-                except Exception as exc:  # keep the thread alive; records stay buffered
-                    warnings.warn(
-                        f"promptcache ledger flush failed, will retry: {exc}",
-                        StoreWarning,
-                        stacklevel=1,
-                    )
+                    ledger._background()
+                except Exception as exc:  # never let the thread die; say so on a caller's thread
+                    ledger._notices.append(f"promptcache ledger: background fold failed: {exc!r}")
 
 
 _FLUSHER = _Flusher()
+_FORKING: list[Ledger] = []
 
 
 def _flush_all() -> None:
@@ -596,13 +1355,30 @@ def _flush_all() -> None:
             ledger.close()
 
 
-def _after_fork() -> None:
+def _before_fork() -> None:
+    _FORKING[:] = list(_LIVE)
+    for ledger in _FORKING:
+        ledger._before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for ledger in _FORKING:
+        ledger._after_fork_in_parent()
+    _FORKING.clear()
+
+
+def _after_fork_in_child() -> None:
     global _FLUSHER
     _FLUSHER = _Flusher()
-    for ledger in list(_LIVE):
+    for ledger in _FORKING:
         ledger._reset_after_fork()
+    _FORKING.clear()
 
 
 atexit.register(_flush_all)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )

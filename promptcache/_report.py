@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from promptcache._errors import ConfigError
 from promptcache._ledger import Ledger, Summary
 
 __all__ = ["configure", "parse_when", "render", "run"]
@@ -244,19 +245,34 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"promptcache report: {exc}", file=sys.stderr)
         return 2
-    if not (directory / "ledger.sqlite3").exists() and not args.json:
+    if not _has_ledger(directory):
         # Reading must not create a ledger (or a directory) where there is none.
-        print(f"promptcache ledger — {directory}\n\nNo calls recorded yet.")
-        return 0
-    if not (directory / "ledger.sqlite3").exists():
+        if not args.json:
+            print(f"promptcache ledger — {directory}\n\nNo calls recorded yet.")
+            return 0
         from promptcache._json import dumps
 
         empty = Summary().to_json() | {"by": args.by, "groups": {}, "since": None, "until": None}
         print(dumps(empty).decode())
         return 0
+    # A broken ledger (corrupt, unreadable) warns and reports what it still knows; only a
+    # ledger written by a newer promptcache is an error.
     ledger = Ledger(directory, rollup_after_days=None)
     try:
         render(ledger, args, sys.stdout)
+    except ConfigError as exc:
+        print(f"promptcache report: {exc}", file=sys.stderr)
+        return 1
     finally:
         ledger.close()
     return 0
+
+
+def _has_ledger(directory: Path) -> bool:
+    """Whether there is a ledger file, or journals of processes that died before making one."""
+    if (directory / "ledger.sqlite3").exists():
+        return True
+    try:
+        return any(p.suffix == ".jsonl" for p in (directory / "ledger-journal").iterdir())
+    except OSError:
+        return False

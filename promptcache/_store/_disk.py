@@ -1,9 +1,21 @@
-"""The default backend: a diskcache directory shared by every process on the machine."""
+"""The default backend: a diskcache directory shared by every process on the machine.
+
+Fork: SQLite keeps its lock bookkeeping per process, in memory that a forked child inherits,
+so two rules hold here. A write transaction of ours never spans a fork (every write holds
+``_gate``, which a fork takes first): one open in the parent at the fork would stay "held" in
+the child's bookkeeping for good, and every later write of the child would fail as locked. And
+a child never uses or closes a connection it inherited (closing one rolls back whatever the
+parent has in flight on it, through the WAL index they share); it keeps them open, unused, for
+its whole life (``_inherited``) and opens its own.
+"""
 
 from __future__ import annotations
 
 import os
+import sqlite3
+import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +66,86 @@ class _BytesOnlyDisk(diskcache.Disk):  # type: ignore[misc]
         return super().get(key, raw)
 
 
+class _Connection(sqlite3.Connection):
+    """A SQLite connection that can be weakly referenced (tracked until a fork, never beyond)."""
+
+
+# Held by every write (and every new connection): a fork waits for it (``_before_fork``).
+_gate = threading.RLock()
+_open: weakref.WeakSet[_Connection] = weakref.WeakSet()
+_caches: weakref.WeakSet[_Cache] = weakref.WeakSet()
+_held: list[_Connection] = []  # the parent's connections, from just before a fork to just after
+_inherited: list[_Connection] = []  # a child's connections from its parent: kept, never closed
+
+
+class _Cache(diskcache.Cache):  # type: ignore[misc]
+    """diskcache's ``Cache`` with connections we make and track, so a fork can leave them be.
+
+    diskcache itself, seeing a new pid, closes the inherited connection of the thread that
+    asks (and CPython closes the other threads' when it frees them in the child): we replace
+    every cache's per-thread connections after a fork instead, and hold the old ones.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _caches.add(self)
+        super().__init__(*args, **kwargs)
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        # The hot path of every diskcache call: one attribute read (diskcache's own checks the
+        # pid with a system call each time; the fork hook makes that unnecessary here).
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        return con if con is not None else self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        with _gate:
+            con = sqlite3.connect(
+                os.path.join(self._directory, diskcache.core.DBNAME),
+                timeout=self._timeout,
+                isolation_level=None,
+                factory=_Connection,
+            )
+            _open.add(con)
+        self._local.con = con
+        # As diskcache's own ``_con`` does: some pragmas hold per connection, so re-apply them.
+        try:
+            settings = con.execute("SELECT key, value FROM Settings").fetchall()
+        except sqlite3.OperationalError:
+            pass  # a new cache: no Settings table yet
+        else:
+            for key, value in settings:
+                if key.startswith("sqlite_"):
+                    self.reset(key, value, update=False)
+        return con
+
+
+def _before_fork() -> None:
+    _gate.acquire()  # wait for writes in progress; no new one starts until the fork is done
+    _held[:] = list(_open)
+
+
+def _after_fork_in_parent() -> None:
+    _held.clear()
+    _gate.release()
+
+
+def _after_fork_in_child() -> None:
+    global _gate
+    _gate = threading.RLock()
+    _inherited.extend(_held)
+    _held.clear()
+    for cache in list(_caches):
+        cache._local = threading.local()  # every thread (there is one) connects anew
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
+
+
 def make_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) if missing; a directory we create is 0700."""
     if not path.is_dir():
@@ -88,18 +180,21 @@ class DiskStore:
             raise ConfigError(f"eviction must be one of {_EVICTION}, not {eviction!r}")
         self.directory = Path(directory)
         make_private_dir(self.directory)
-        self._cache = diskcache.Cache(
-            str(self.directory),
-            disk=_BytesOnlyDisk,
-            size_limit=size_limit,
-            eviction_policy=eviction,
-            # diskcache evicts up to `cull_limit` entries per write while over the limit; its
-            # default of 10 empties a cache of a few large entries at once. Two per write keeps
-            # the volume converging on the limit (each write adds one) without wiping it.
-            cull_limit=2,
-            # Short busy waits: a locked database must degrade to a miss, not stall a request.
-            timeout=2,
-        )
+        with _gate:  # creating the tables and settings writes
+            self._cache = _Cache(
+                str(self.directory),
+                disk=_BytesOnlyDisk,
+                size_limit=size_limit,
+                eviction_policy=eviction,
+                # diskcache evicts up to `cull_limit` entries per write while over the limit;
+                # its default of 10 empties a cache of a few large entries at once. Two per
+                # write keeps the volume converging on the limit (each adds one) without
+                # wiping it.
+                cull_limit=2,
+                # Short busy waits: a locked database must degrade to a miss, not stall a
+                # request.
+                timeout=2,
+            )
         self.hits = 0
         self.misses = 0
         self._fast_writes = 0
@@ -121,14 +216,18 @@ class DiskStore:
 
     def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
         """Store bytes under ``key`` for ``ttl`` seconds (``None``: until evicted)."""
+        with _gate:
+            self._set(key, value, ttl)
+
+    def _set(self, key: str, value: bytes, ttl: float | None) -> None:
         cache = self._cache
         if type(value) is bytes and type(key) is str and len(value) < self._small:
             # The common write (a new key, a value kept in the row) as one statement instead
             # of diskcache's transaction of five (about 25 µs less per miss); diskcache's own
             # triggers keep its entry count and volume. An existing key (DO NOTHING: rowcount
             # 0) takes diskcache's path, which also removes the old value's file if it had one.
-            # ``_con`` is diskcache's connection for this thread (private, but stable for years;
-            # tests/core/test_writebehind.py checks a round trip and the size limit).
+            # ``_con`` is this thread's connection (diskcache's private property, overridden by
+            # ``_Cache``; tests/core/test_writebehind.py checks a round trip and the size limit).
             now = time.time()
             expire = None if ttl is None else now + ttl
             if cache._con.execute(_INSERT_NEW, (key, now, expire, now, value)).rowcount == 1:
@@ -145,22 +244,25 @@ class DiskStore:
 
     def set_many(self, items: list[tuple[str, bytes, float | None]]) -> None:
         """Store several values in one transaction (a write-behind batch)."""
-        with self._cache.transact(retry=False):
+        with _gate, self._cache.transact(retry=False):
             for key, value, ttl in items:
                 self.set(key, value, ttl=ttl)
 
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
-        self._cache.delete(key, retry=False)
+        with _gate:
+            self._cache.delete(key, retry=False)
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every key that starts with ``prefix``; return how many were removed."""
         doomed = [k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefix)]
-        return sum(bool(self._cache.delete(k, retry=True)) for k in doomed)
+        with _gate:
+            return sum(bool(self._cache.delete(k, retry=True)) for k in doomed)
 
     def clear(self) -> int:
         """Remove every entry; return how many were removed."""
-        removed: int = self._cache.clear(retry=True)
+        with _gate:
+            removed: int = self._cache.clear(retry=True)
         return removed
 
     def stats(self) -> StoreStats:
@@ -176,11 +278,13 @@ class DiskStore:
 
     def release_thread(self) -> None:
         """Close the calling thread's SQLite connection (a writer thread that ends calls it)."""
-        self._cache.close()
+        with _gate:  # the last connection to close checkpoints: a write
+            self._cache.close()
 
     def close(self) -> None:
         """Close the SQLite connection."""
-        self._cache.close()
+        with _gate:
+            self._cache.close()
 
     def __repr__(self) -> str:
         return f"DiskStore({os.fspath(self.directory)!r})"

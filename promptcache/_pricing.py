@@ -30,8 +30,10 @@ Unknown price: cost ``None`` and one :class:`~promptcache.PriceWarning` per mode
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -436,6 +438,7 @@ class PriceBook:
         self._models: dict[tuple[str, str], Any] = {}
         self._warned: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        _live.add(self)
         # (provider, models, context, fallback, UTC day) -> integer rates, None when unknown.
         self._int_rates: dict[tuple[Any, ...], _IntRates | None] = {}
 
@@ -568,3 +571,17 @@ class PriceBook:
         if usage is None:
             return Cost(None, None, rates.source)
         return compute(rates, usage)
+
+
+_live: weakref.WeakSet[PriceBook] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked child: a parent thread may have held a lock, and no thread will release it here.
+    # Rates looked up and models warned about stay known.
+    for obj in list(_live):
+        obj._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

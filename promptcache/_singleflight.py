@@ -5,13 +5,19 @@ key are *followers* and wait until the leader is done. A leader that stored an a
 the encoded entry to its followers, who replay it; a leader that failed (error status, cut
 stream, exception) hands over ``None`` and each follower then tries again itself, one of them
 becoming the next leader. Threads and asyncio tasks (on any loop) can wait on the same flight.
+
+Fork: a forked child starts with an empty table and fresh locks (``_after_fork``). The parent's
+leaders are threads that do not exist in the child, so a child that joined their flights would
+wait for them until ``flight_timeout``; it leads its own instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
+import weakref
 from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
@@ -99,6 +105,18 @@ class SingleFlight(Generic[T]):
         #: How many flights have finished: a caller that looked the store up before joining
         #: compares it to know whether an answer may have been stored since.
         self.finished = 0
+        _live.add(self)
+
+    def _after_fork(self) -> None:
+        # In a forked child: the lock may have been held by a parent thread, and every flight
+        # is led by a thread that is not here. Whoever still holds an old flight (a task of the
+        # forking thread's own loop) sees it finished without an answer and tries again.
+        self._lock = threading.Lock()
+        for flight in self._flights.values():
+            flight._done = threading.Event()
+            flight._done.set()
+            flight._loops = []
+        self._flights = {}
 
     def join(self, key: str, owner: Hashable = None) -> tuple[Flight[T], bool]:
         """Return the flight for ``key`` and whether the caller (``owner``) is its leader."""
@@ -149,3 +167,15 @@ class SingleFlight(Generic[T]):
     def __len__(self) -> int:
         with self._lock:
             return len(self._flights)
+
+
+_live: weakref.WeakSet[SingleFlight[Any]] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for registry in list(_live):
+        registry._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

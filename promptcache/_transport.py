@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -172,7 +174,7 @@ def _response_headers(headers: httpx2.Headers) -> list[tuple[str, str]]:
     return [(k, v) for k, v in headers.multi_items() if k.lower() not in _DROP_RESPONSE]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True, eq=False)  # tracked in a WeakSet: by identity
 class Engine:
     """What every wrapped client of one ``PromptCache`` shares: store, hooks, flights, salt.
 
@@ -203,6 +205,9 @@ class Engine:
     hits: int = 0
     fast_hits: int = 0
     upstream: int = 0
+
+    def __post_init__(self) -> None:
+        _engines.add(self)
 
     def _warn_or_raise(self, message: str, exc: BaseException) -> None:
         if self.strict:
@@ -584,6 +589,20 @@ class _TeeStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     async def aclose(self) -> None:
         await self._upstream.aclose()
         await self._afinish()
+
+
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked child: the calls parked by the parent's threads will never be claimed here (the
+    # flights are reset by ``_singleflight``).
+    for engine in list(_engines):
+        engine.pending = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):

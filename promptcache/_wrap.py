@@ -256,6 +256,7 @@ class PromptCache:
         self._accountant = accountant
         self._clock = clock
         self._lock = threading.Lock()
+        _live.add(self)
         self._store: SafeStore | None = None
         self._engine: Engine | None = None
         self._closed = False
@@ -489,6 +490,20 @@ class PromptCache:
 
 _default: PromptCache | None = None
 _default_lock = threading.Lock()
+_live: weakref.WeakSet[PromptCache] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked child: a parent thread may have been opening a store or the engine, holding a
+    # lock no thread will release here. What it was building is built again on first use.
+    global _default_lock
+    _default_lock = threading.Lock()
+    for pc in list(_live):
+        pc._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _default_cache() -> PromptCache:

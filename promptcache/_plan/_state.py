@@ -11,7 +11,9 @@ the transport calls the planner from many threads.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
+import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from itertools import compress, count
@@ -74,6 +76,7 @@ class PlannerState:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        _live.add(self)
         self._families: OrderedDict[str, Family] = OrderedDict()
         self._heads: OrderedDict[str, Family] = OrderedDict()
         self._rejected: dict[str, set[str]] = {}
@@ -183,3 +186,17 @@ def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     # Index of the first difference, found by C iterators (no Python loop over the blocks):
     # this runs against up to 8 earlier requests on every call.
     return next(compress(count(), map(ne, a, b)), min(len(a), len(b)))
+
+
+_live: weakref.WeakSet[PlannerState] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked child: a parent thread may have held a lock, and no thread will release it here.
+    # What it guards is only what the planner learnt: kept as it was.
+    for obj in list(_live):
+        obj._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

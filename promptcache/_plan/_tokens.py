@@ -11,7 +11,9 @@ breakpoints are not placed below a minimum) and is recalibrated per model from t
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from typing import Final
 
 __all__ = ["Calibration"]
@@ -30,6 +32,7 @@ class Calibration:
     def __init__(self) -> None:
         self._ratios: dict[str, float] = {}
         self._lock = threading.Lock()
+        _live.add(self)
 
     def ratio(self, model: str | None) -> tuple[float, bool]:
         """Return ``(chars_per_token, calibrated)`` for ``model``."""
@@ -51,3 +54,17 @@ class Calibration:
         if len(self._ratios) > 1024:  # pragma: no cover - defensive
             with self._lock:
                 self._ratios.clear()
+
+
+_live: weakref.WeakSet[Calibration] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked child: a parent thread may have held a lock, and no thread will release it here.
+    # The ratios are estimates: kept as they were.
+    for obj in list(_live):
+        obj._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

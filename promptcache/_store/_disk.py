@@ -106,6 +106,10 @@ class _BytesOnlyDisk(diskcache.Disk):  # type: ignore[misc]
         return super().get(key, raw)
 
 
+# A forked child's connections from its parent: never used, never closed (see _Cache).
+_INHERITED: list[sqlite3.Connection] = []
+
+
 class _Cache(diskcache.Cache):  # type: ignore[misc]
     """diskcache's ``Cache``, keeping hold of every thread's SQLite connection.
 
@@ -144,9 +148,14 @@ class _Cache(diskcache.Cache):  # type: ignore[misc]
             # at the fork) are not the child's. They are forgotten, never used or closed here.
             self._pc_pid = pid
             self._pc_lock = threading.Lock()
+            # Kept referenced for the child's whole life: closing (or freeing) an inherited
+            # connection rolls back what the parent has in flight through the shared WAL index.
+            _INHERITED.extend(c for _, c in self._pc_cons.values())
             self._pc_cons = {}
         if getattr(local, "pid", None) != pid:
-            local.__dict__.pop("con", None)
+            inherited = local.__dict__.pop("con", None)
+            if inherited is not None:
+                _INHERITED.append(inherited)
             local.pid = pid
         con = sqlite3.connect(
             os.path.join(self._directory, DB_NAME),
@@ -195,6 +204,7 @@ class _Cache(diskcache.Cache):  # type: ignore[misc]
         """Close every thread's connection; a later use opens new ones."""
         if self._pc_pid != os.getpid():
             cons = []  # a forked child: the parent's connections are not ours to close
+            _INHERITED.extend(c for _, c in self._pc_cons.values())
             self._pc_pid, self._pc_lock, self._pc_cons = os.getpid(), threading.Lock(), {}
         else:
             with self._pc_lock:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -30,6 +32,7 @@ class MemoryStore:
         self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        _live.add(self)
         self.hits = 0
         self.misses = 0
 
@@ -92,3 +95,17 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+_live: weakref.WeakSet[MemoryStore] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked child: a parent thread may have held a lock, and no thread will release it here.
+    # The entries are the child's copy: a memory store is never shared between processes.
+    for obj in list(_live):
+        obj._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

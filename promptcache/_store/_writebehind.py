@@ -14,6 +14,9 @@ Why batches on a timer rather than one write per miss as soon as possible: measu
 against a loopback server, a writer woken for every entry competed with the caller for the GIL
 and emptied the caller's SQLite page cache every time, costing more than the write it saved;
 one batch per ``_DELAY`` pays those costs once for many entries.
+
+Fork: a forked child gets a fresh lock and no writer thread; entries the parent had queued are
+queued again in the child, whose first submit or flush starts its own writer.
 """
 
 from __future__ import annotations
@@ -68,8 +71,6 @@ class WriteBehind:
         _live.add(self)
 
     def _reset(self) -> None:
-        # Also run in a forked child: the parent's writer thread does not exist there.
-        self._pid = os.getpid()
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[_Item] = deque()
         self._pending: dict[str, _Item] = {}
@@ -79,6 +80,22 @@ class WriteBehind:
         self._closed = False
         self._urgent = 0  # callers in flush(): write without waiting
         self._idle_since: float | None = None
+
+    def _after_fork(self) -> None:
+        # In a forked child the writer thread is gone and its lock may be held. What the parent
+        # had queued or was writing is queued again: the parent writes it too, and writing the
+        # same bytes under the same key twice is harmless, while dropping it would make this
+        # process miss answers it had a moment ago (and a flush here would not wait for them).
+        items = list(self._pending.values())
+        closed = self._closed
+        self._reset()
+        self._closed = closed
+        self.errors = []  # the parent reports its own failures
+        for item in items:
+            self._queue.append(item)
+            self._pending[item.key] = item
+            self._bytes += len(item.data)
+            self._busy += 1
 
     def get(self, key: str) -> Entry | None:
         """Return the entry queued for ``key`` and not yet written (``None`` if there is none)."""
@@ -91,8 +108,6 @@ class WriteBehind:
 
     def submit(self, key: str, entry: Entry, data: bytes, ttl: float | None) -> bool:
         """Queue a write; ``False`` when full or closed (the caller then writes itself)."""
-        if self._pid != os.getpid():
-            self._reset()
         item = _Item(key, entry, data, ttl)
         with self._cond:
             if (
@@ -105,12 +120,16 @@ class WriteBehind:
             self._pending[key] = item
             self._bytes += len(data)
             self._busy += 1
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="promptcache-writer", daemon=True
-                )
-                self._thread.start()
+            self._start()
         return True
+
+    def _start(self) -> None:
+        """Start the writer thread if there is none (the caller holds ``_cond``)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="promptcache-writer", daemon=True
+            )
+            self._thread.start()
 
     def forget(self, key: str | None = None) -> None:
         """Drop pending entries (one key, or all) so lookups stop seeing them."""
@@ -122,9 +141,9 @@ class WriteBehind:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued write is done; ``False`` if ``timeout`` ran out first."""
-        if self._pid != os.getpid():
-            return True
         with self._cond:
+            if self._busy:
+                self._start()  # a forked child has the parent's entries queued and no writer yet
             self._urgent += 1
             self._cond.notify_all()
             try:
@@ -231,4 +250,11 @@ def _flush_all() -> None:
         writer.flush(_EXIT_FLUSH)
 
 
+def _after_fork() -> None:
+    for writer in list(_live):
+        writer._after_fork()
+
+
 atexit.register(_flush_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

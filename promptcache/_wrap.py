@@ -16,7 +16,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, overload
@@ -158,6 +158,11 @@ class PromptCache:
         ttl: seconds a cached response lives (``None``: until evicted).
         size_limit: maximum size in bytes of the default disk store.
         namespace: separates entries of different apps or tenants sharing a store.
+        ignore_headers: more request header names to leave out of the cache key (a trailing
+            ``*`` makes a prefix). Every header is keyed except per-attempt ones (retry
+            counts, ``x-stainless-*``, idempotency keys, user agent, request/trace ids,
+            timeouts, transport headers).
+        key_headers: names from that default ignore list to key anyway.
         strict: raise :class:`~promptcache.StoreError` when the store fails instead of warning
             and treating the call as a miss.
         openai, anthropic: provider-specific options (``OpenAIOptions``, ``AnthropicOptions``).
@@ -177,6 +182,8 @@ class PromptCache:
         ttl: float | None = None,
         size_limit: int | None = None,
         namespace: str | None = None,
+        ignore_headers: Iterable[str] = (),
+        key_headers: Iterable[str] = (),
         strict: bool = False,
         openai: OpenAIOptions | None = None,
         anthropic: AnthropicOptions | None = None,
@@ -203,6 +210,9 @@ class PromptCache:
             )
         if store is not None and not isinstance(store, str) and not hasattr(store, "get"):
             raise ConfigError(f"store must be a URL string or a Store, not {type(store).__name__}")
+        from promptcache._keys import HeaderRule
+
+        self._header_rule = HeaderRule.of(ignore_headers, key_headers)
         from promptcache._store import resolve_directory
 
         self.directory: Path = resolve_directory(directory)
@@ -305,6 +315,7 @@ class PromptCache:
                         accountant=accountant,
                         salt=load_salt(self.directory),
                         user_namespace=self.namespace,
+                        header_rule=self._header_rule,
                         ttl=self.ttl,
                         strict=self.strict,
                         clock=self._clock,

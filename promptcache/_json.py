@@ -61,7 +61,8 @@ def _plain_values(obj: Any, tuples: bool) -> bool:
         node = pop()
         for value in node.values() if type(node) is dict else node:
             vkind = type(value)
-            if vkind in scalars:
+            # Most frequent first: strings, then containers.
+            if vkind is str:
                 continue
             if vkind is dict or vkind is list or (tuples and vkind is tuple):
                 push(value)
@@ -69,7 +70,7 @@ def _plain_values(obj: Any, tuples: bool) -> bool:
                 # ``v - v`` is 0.0 for every finite float and NaN for NaN and ±inf.
                 if not (value - value == 0.0 and -_FLOAT_LIMIT < value < _FLOAT_LIMIT):
                     return False
-            else:
+            elif vkind not in scalars:
                 return False
     return True
 

@@ -132,7 +132,7 @@ def _refreshes(client: Any) -> bool:
 
 
 def _http_state(client: Any, cookies: bool) -> tuple[Any, ...]:
-    """The http client's defaults that ``build_request`` merges into every request.
+    """Return the http client's defaults that ``build_request`` merges into every request.
 
     Cookies only when they are keyed (``key_headers=["cookie"]``): by default they are not,
     and reading the jar takes a lock.

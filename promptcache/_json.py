@@ -52,7 +52,7 @@ def _plain_values(obj: Any, tuples: bool) -> bool:
     if kind in scalars:
         return True
     if kind is float:
-        return obj - obj == 0.0 and -_FLOAT_LIMIT < obj < _FLOAT_LIMIT
+        return bool(obj - obj == 0.0 and -_FLOAT_LIMIT < obj < _FLOAT_LIMIT)
     if not (kind is dict or kind is list or (tuples and kind is tuple)):
         return False
     stack = [obj]

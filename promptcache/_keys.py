@@ -34,13 +34,13 @@ from promptcache._errors import ConfigError
 from promptcache._json import loads, plain_canonical
 
 __all__ = [
+    "DEFAULT_HEADER_RULE",
     "IGNORED_HEADERS",
     "IGNORED_PREFIXES",
     "IGNORED_SUFFIXES",
     "KEY_VERSION",
     "OPT_OUT_HEADER",
     "SECRET_NAME_PARTS",
-    "DEFAULT_HEADER_RULE",
     "CacheKey",
     "HeaderRule",
     "answer_headers",

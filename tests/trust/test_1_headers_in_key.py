@@ -247,3 +247,13 @@ async def test_ignore_headers_and_key_headers(emu: Emulator, pc_dir: Path) -> No
 def test_header_options_are_validated(options: dict[str, Any], pc_dir: Path) -> None:
     with pytest.raises(ConfigError):
         PromptCache(pc_dir, **options)
+
+
+def test_repeated_headers_and_case() -> None:
+    salt = b"s" * 32
+    both = answer_headers(httpx2.Headers([("X-Tag", "a"), ("x-tag", "b")]), salt)
+    assert both == {"x-tag": "a, b"}
+    assert answer_headers(httpx2.Headers([("x-tag", "b"), ("X-TAG", "a")]), salt) != both
+    # Beta flags are a set: order and repeats do not matter, across repeated fields too.
+    betas = httpx2.Headers([("anthropic-beta", "b,a"), ("Anthropic-Beta", "a")])
+    assert answer_headers(betas, salt) == {"anthropic-beta": "a,b"}

@@ -11,11 +11,19 @@ our own object (``client.with_options(http_client=…)``), and we give it a per-
 subclass whose ``chat`` / ``responses`` / ``messages`` resources are subclasses with a fast
 ``create``. ``isinstance(w, OpenAI)`` holds, and ``with_options()`` keeps the subclass (the SDK
 copies with ``self.__class__``). Headers and URL come from the SDK's own ``_build_request`` run
-on a one-field body, so namespace and answer headers are those the transport would see.
+on a one-field body, so namespace and keyed headers are those the transport would see.
+
+That request is a template, reused while what it was built from is unchanged: every attribute
+of the client (``organization``, ``project``, ``api_key``, ``base_url``, default headers …,
+compared by value each call) and the default headers, query and cookies of the http client
+underneath. Change any of them and the next call builds a new one, so the key always follows
+what the SDK would send now.
 
 The fast path steps aside (calling the SDK's method unchanged) whenever it cannot be sure to
 match the SDK: positional arguments, ``extra_*`` arguments, header-valued parameters, values
-that are not plain JSON, custom auth flows, or a client whose http client is not ours. On a
+that are not plain JSON (NaN, ``UUID``, ``datetime``, enums … — the SDK then serialises them,
+or raises as it would bare, and the transport keys the bytes it sent), custom auth flows,
+workload identity, Anthropic middleware, or a client whose http client is not ours. On a
 miss it asks the planner for the body to send (on the user's dict, before the SDK serialises
 it), parks the keyed and planned call with the engine and calls the SDK's method with a
 private header naming it, so the transport neither parses nor keys the body again. With
@@ -73,12 +81,15 @@ class _Spec:
 
 @dataclass(frozen=True, slots=True)
 class _Template:
-    """The SDK's own request for a call, built once per client, model and headers."""
+    """The SDK's own request for a call, reused while the client's state is what it was."""
 
     options: Any
     request: httpx2.Request
     keyer: Keyer
-    auth: tuple[Any, ...]
+    #: What the request was built from (:func:`_state`), compared on every call.
+    attrs: dict[str, Any]
+    custom: tuple[dict[str, Any], dict[str, Any]]
+    http: tuple[Any, ...]
 
 
 def _step_aside(kwargs: Mapping[str, Any]) -> bool:
@@ -97,23 +108,64 @@ def _step_aside(kwargs: Mapping[str, Any]) -> bool:
 
 
 def _custom_auth(client: Any, spec: _Spec) -> bool:
-    """Whether the credential is added by an auth flow at send time (invisible to us here)."""
+    """Whether the SDK does something at send time that a fast hit would skip.
+
+    An auth flow adds the credential at send time (invisible to us here); workload identity
+    swaps a placeholder for a fresh token; Anthropic middleware may change the request or
+    answer it itself.
+    """
     if spec.sdk == "openai":
+        if getattr(client, "workload_identity", None) is not None:
+            return True
         return client._custom_auth(spec.security or {}) is not None
-    return getattr(client, "_custom_auth", None) is not None
+    return getattr(client, "_custom_auth", None) is not None or bool(
+        getattr(client, "_middleware", None)
+    )
 
 
-def _auth_state(client: Any) -> tuple[Any, ...] | None:
-    """Return what a cached template depends on (``None``: credentials refresh per request)."""
+def _refreshes(client: Any) -> bool:
+    """Whether the credential is fetched anew per request (no template can be reused)."""
     for refreshing in ("_api_key_provider", "_azure_ad_token_provider"):
         if getattr(client, refreshing, None) is not None:
-            return None
+            return True
+    return False
+
+
+def _http_state(client: Any, cookies: bool) -> tuple[Any, ...]:
+    """Return the http client's defaults that ``build_request`` merges into every request.
+
+    Cookies only when they are keyed (``key_headers=["cookie"]``): by default they are not,
+    and reading the jar takes a lock.
+    """
+    http = client._client
+    inner = getattr(http, "_promptcache_inner", http)
+    if not cookies:
+        return (inner.headers.raw, inner.params)
+    jar = inner.cookies.jar
     return (
-        getattr(client, "api_key", None),
-        getattr(client, "auth_token", None),
-        getattr(client, "_azure_ad_token", None),
-        client._base_url,
+        inner.headers.raw,
+        inner.params,
+        tuple((c.domain, c.path, c.name, c.value) for c in jar),
     )
+
+
+def _custom_state(client: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    # The SDKs keep default headers and query in dicts an attribute points to: compare their
+    # contents too, in case one was changed in place.
+    return dict(client._custom_headers), dict(client._custom_query)
+
+
+def _still_valid(template: _Template, client: Any) -> bool:
+    try:
+        # Identity short-cuts make this cheap: only a replaced attribute is compared by value.
+        return (
+            template.attrs == client.__dict__
+            and template.custom[0] == client._custom_headers
+            and template.custom[1] == client._custom_query
+            and template.http == _http_state(client, template.keyer.cookies)
+        )
+    except Exception:  # an attribute whose ``==`` does not answer: rebuild to be safe
+        return False
 
 
 def _transport_of(client: Any) -> PromptCacheTransport | None:
@@ -181,18 +233,25 @@ def _park(engine: Engine, call: Call) -> str:
 
 
 def _cached_template(resource: Any, kwargs: Mapping[str, Any]) -> tuple[tuple[Any, ...], Any]:
-    """Return the cached template for this call, if any, and the key to store one under."""
-    auth = _auth_state(resource._client)
-    if auth is None:
+    """Return the cached template for this call, if still valid, and the key to store one under."""
+    client = resource._client
+    if _refreshes(client):
         return (), None
     key = _template_key(kwargs)
     templates: dict[tuple[Any, ...], _Template] = resource.__dict__.setdefault(
         "_promptcache_templates", {}
     )
     found = templates.get(key)
-    if found is not None and found.auth == auth:
+    if found is not None and _still_valid(found, client):
         return key, found
     return key, None
+
+
+def _template(client: Any, options: Any, request: httpx2.Request, keyer: Keyer) -> _Template:
+    # Taken after the SDK built the request: attributes it sets lazily are in the snapshot.
+    attrs = dict(client.__dict__)
+    http = _http_state(client, keyer.cookies)
+    return _Template(options, request, keyer, attrs, _custom_state(client), http)
 
 
 def _remember(resource: Any, key: tuple[Any, ...], template: _Template) -> None:
@@ -239,7 +298,7 @@ def _sync_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., Any
             request = client._build_request(options, retries_taken=0)
             client._prepare_request(request)
             keyer = transport.engine.keyer(spec.api, request, signed=transport.signed)
-            template = _Template(options, request, keyer, _auth_state(client) or ())
+            template = _template(client, options, request, keyer)
             _remember(self, tkey, template)
         engine = transport.engine
         call = engine.prepare_body(template.keyer, _body(kwargs), current_policy(transport.policy))
@@ -276,7 +335,7 @@ def _async_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., An
             request = client._build_request(options, retries_taken=0)
             await client._prepare_request(request)
             keyer = transport.engine.keyer(spec.api, request, signed=transport.signed)
-            template = _Template(options, request, keyer, _auth_state(client) or ())
+            template = _template(client, options, request, keyer)
             _remember(self, tkey, template)
         engine = transport.engine
         call = engine.prepare_body(template.keyer, _body(kwargs), current_policy(transport.policy))

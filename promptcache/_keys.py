@@ -1,33 +1,48 @@
 """Cache keys for the local response cache: pure functions, on the hit path.
 
 A key is the xxh3-128 digest of the *canonical* request — the API, the body with sorted keys
-and the headers that change the answer — under a plain-text namespace naming the provider, the
-base URL, a salted fingerprint of the credential and the user's namespace. A second digest of
-the same bytes (``CacheKey.verify``) is stored in the entry and compared on every hit, so a
-collision of the first digest can never serve another request's answer.
+and the request headers — under a plain-text namespace naming the provider, the base URL, a
+salted fingerprint of the credential and the user's namespace. A second digest of the same
+bytes (``CacheKey.verify``) is stored in the entry and compared on every hit, so a collision of
+the first digest can never serve another request's answer.
+
+Every request header is in the key except the few that vary per attempt and never change the
+answer (:data:`IGNORED_HEADERS`, :data:`IGNORED_PREFIXES`, :data:`IGNORED_SUFFIXES`; users
+adjust the list with :class:`HeaderRule`). The credential that names the tenant is left to
+the namespace's fingerprint; any other header whose name says it carries a secret
+(:data:`SECRET_NAME_PARTS`) enters the key only as a keyed BLAKE2b digest under the
+directory's salt, never as its value.
 
 The transport keys the body the SDK serialised and the pre-SDK fast path keys the user's
-keyword arguments; both go through :func:`request_key`, and the canonical form (orjson, sorted
-keys) does not depend on dict order or on how the JSON text was spelled.
+keyword arguments; both go through :func:`request_key`. Its canonical form accepts only plain
+JSON (:func:`promptcache._json.is_plain`), so it is injective: two different bodies never
+share bytes, and dict order or how the JSON text was spelled never matters.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import xxhash
 
 from promptcache._api import Api
 from promptcache._errors import ConfigError
-from promptcache._json import canonical, loads
+from promptcache._json import loads, plain_canonical
 
 __all__ = [
+    "DEFAULT_HEADER_RULE",
+    "IGNORED_HEADERS",
+    "IGNORED_PREFIXES",
+    "IGNORED_SUFFIXES",
     "KEY_VERSION",
     "OPT_OUT_HEADER",
+    "SECRET_NAME_PARTS",
     "CacheKey",
+    "HeaderRule",
     "answer_headers",
     "digest_key",
     "namespace",
@@ -50,22 +65,148 @@ OPT_OUT_HEADER: Final = "x-promptcache-no-cache"
 # able to craft collisions could only collide with their own entries.
 _VERIFY_SEED: Final = 0x70726F6D7074  # "prompt"
 
-# Headers that change the answer. Everything else (auth, x-stainless-*, user-agent, timeouts,
-# retry counters, idempotency keys, tracing) is left out so that it cannot cause misses.
-_ANSWER_PREFIXES: Final = ("anthropic-", "openai-")
-_ANSWER_EXACT: Final = frozenset({"api-version"})
-_NEVER: Final = frozenset(
+#: Request headers left out of every key: set per attempt by the HTTP client or the SDK, they
+#: never change the answer (transport, user agent, tracing, per-request timestamps that
+#: SigV4 signs anew). ``cookie`` too: the http client sends back what the provider's CDN set
+#: (Cloudflare's rotating ``__cf_bm`` on api.openai.com), so keying it would make the first
+#: repeat of every request miss; a gateway that authenticates by cookie needs
+#: ``key_headers=["cookie"]`` (then keyed by a salted digest, like every secret).
+IGNORED_HEADERS: Final = frozenset(
     {
-        "anthropic-dangerous-direct-browser-access",
-        "openai-idempotency-key",
-        "authorization",
-        "x-api-key",
-        "api-key",
-        "idempotency-key",
+        "host",
+        "content-length",
+        "accept-encoding",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "expect",
+        "upgrade",
+        "proxy-connection",
+        "user-agent",
+        "cookie",
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "sentry-trace",
+        "b3",
+        "uber-trace-id",
+        "x-cloud-trace-context",
+        "x-ot-span-context",
+        "newrelic",
+        "date",
+        "x-amz-date",
     }
+)
+#: Name prefixes left out: the SDKs' ``x-stainless-*`` (retry count, timeouts, OS, arch,
+#: runtime, package version, async, helper names), promptcache's own private headers and the
+#: B3/Datadog tracing families.
+IGNORED_PREFIXES: Final = ("x-stainless-", "x-promptcache-", "x-b3-", "x-datadog-")
+#: Name suffixes left out: idempotency keys, request/correlation/trace ids and timeouts
+#: (``idempotency-key``, ``x-request-id``, ``x-client-request-id``, ``x-amzn-trace-id``,
+#: ``request-timeout``, …).
+IGNORED_SUFFIXES: Final = (
+    "idempotency-key",
+    "request-id",
+    "correlation-id",
+    "-trace-id",
+    "-timeout",
+)
+#: A header whose lowercased name contains one of these carries a secret (``authorization``,
+#: ``proxy-authorization``, ``x-api-key``, ``helicone-auth``, ``cf-aig-authorization``,
+#: ``x-portkey-api-key``, ``cookie``, ``x-amz-security-token``, …): it is keyed by a salted
+#: digest of its value, never by the value.
+SECRET_NAME_PARTS: Final = (
+    "auth",
+    "token",
+    "key",
+    "secret",
+    "cookie",
+    "password",
+    "credential",
+    "signature",
 )
 # Comma-separated flag lists whose order and duplicates carry no meaning.
 _LIST_HEADERS: Final = frozenset({"anthropic-beta", "openai-beta"})
+# An HTTP token (RFC 9110 field name), optionally ending in ``*`` for a prefix.
+_HEADER_NAME: Final = re.compile(r"[!#$%&'+.^_`|~0-9a-z-]+\*?")
+_PRIVATE_PREFIX: Final = "x-promptcache-"
+_IGNORED, _KEYED, _SECRET = 0, 1, 2
+
+
+def _default_ignored(name: str) -> bool:
+    return (
+        name in IGNORED_HEADERS
+        or name.startswith(IGNORED_PREFIXES)
+        or name.endswith(IGNORED_SUFFIXES)
+    )
+
+
+def _header_names(names: Iterable[str], what: str) -> frozenset[str]:
+    if isinstance(names, str | bytes) or not isinstance(names, Iterable):
+        raise ConfigError(f"{what} must be an iterable of header names, not {names!r}")
+    out: set[str] = set()
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{what}: every header name must be a non-empty str, not {name!r}")
+        low = name.strip().lower()
+        if not _HEADER_NAME.fullmatch(low):
+            raise ConfigError(f"{what}: {name!r} is not a valid HTTP header name")
+        out.add(low)
+    return frozenset(out)
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRule:
+    """Which request headers enter the key, after the user's additions and removals.
+
+    ``ignore``: more names to leave out (a trailing ``*`` makes a prefix); ``keep``: names
+    from the default ignore list to key anyway (exact names, or prefixes with ``*``).
+    promptcache's own ``x-promptcache-*`` headers are never keyed.
+    """
+
+    ignore: frozenset[str] = frozenset()
+    keep: frozenset[str] = frozenset()
+    _kinds: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, ignore: Iterable[str] = (), keep: Iterable[str] = ()) -> HeaderRule:
+        """Build a rule from user configuration; ``ConfigError`` on anything but header names."""
+        ignored = _header_names(ignore, "ignore_headers")
+        kept = _header_names(keep, "key_headers")
+        for name in kept:
+            if name.startswith(_PRIVATE_PREFIX):
+                raise ConfigError(f"key_headers: {name!r} names promptcache's own headers")
+        return cls(ignored, kept)
+
+    def kind(self, name: str) -> int:
+        """``0``: left out; ``1``: keyed by value; ``2``: keyed by a salted digest of the value."""
+        found = self._kinds.get(name)
+        if found is None:
+            found = self._classify(name)
+            if len(self._kinds) > 1024:  # names come from code, not data; stay bounded anyway
+                self._kinds.clear()
+            self._kinds[name] = found
+        return found
+
+    def _classify(self, name: str) -> int:
+        if name.startswith(_PRIVATE_PREFIX) or _matches(name, self.ignore):
+            return _IGNORED
+        if _default_ignored(name) and not _matches(name, self.keep):
+            return _IGNORED
+        return _SECRET if any(part in name for part in SECRET_NAME_PARTS) else _KEYED
+
+
+def _matches(name: str, patterns: frozenset[str]) -> bool:
+    if not patterns:
+        return False
+    if name in patterns:
+        return True
+    return any(p.endswith("*") and name.startswith(p[:-1]) for p in patterns)
+
+
+#: The rule when the user changed nothing.
+DEFAULT_HEADER_RULE: Final = HeaderRule()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +229,11 @@ def tenant_fingerprint(credential: str | None, salt: bytes) -> str:
     """
     if credential is None:
         return ""
-    return hashlib.blake2b(credential.encode(), key=salt[:64], digest_size=8).hexdigest()
+    return _keyed_digest(credential, salt, 8)
+
+
+def _keyed_digest(value: str, salt: bytes, size: int) -> str:
+    return hashlib.blake2b(value.encode(), key=salt[:64], digest_size=size).hexdigest()
 
 
 def namespace(provider: str, base_url: str, tenant: str, user_namespace: str | None = None) -> str:
@@ -104,23 +249,43 @@ def namespace(provider: str, base_url: str, tenant: str, user_namespace: str | N
     return f"{KEY_VERSION}|{provider}|{base_url.rstrip('/')}|t={tenant}|ns={ns}"
 
 
-def answer_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Return the lowercased subset of request headers that can change the answer.
+def answer_headers(
+    headers: Mapping[str, str],
+    salt: bytes,
+    *,
+    rule: HeaderRule = DEFAULT_HEADER_RULE,
+    credential: str | None = None,
+) -> dict[str, str]:
+    """Return the request headers that enter the key: lowercased names, canonical values.
 
-    Kept: ``anthropic-*`` (``anthropic-version``, ``anthropic-beta``) and ``openai-*``
-    (``openai-organization``, ``openai-project``, ``openai-beta``) and Azure's ``api-version``.
-    Beta flag lists are normalised (sorted, de-duplicated). Never kept: credentials,
-    ``x-stainless-*``, idempotency keys, timeouts, retry counters, ``user-agent``.
+    Left out: the per-attempt headers of ``rule`` and the header named ``credential`` (the
+    tenant's credential, already in the namespace as a fingerprint). Repeated names are joined
+    in order; beta flag lists are sorted and de-duplicated. A header carrying a secret
+    (:data:`SECRET_NAME_PARTS`) is replaced by a keyed BLAKE2b digest under ``salt``, so no
+    credential is ever part of the canonical bytes. ``headers`` may be an ``httpx2.Headers``
+    (its repeated fields are all seen) or a mapping.
     """
-    out: dict[str, str] = {}
-    for name, value in headers.items():
+    multi = getattr(headers, "multi_items", None)
+    items: Iterable[tuple[str, str]] = multi() if multi is not None else headers.items()
+    kinds: dict[str, int] = {}
+    values: dict[str, list[str]] = {}
+    for name, value in items:
         low = name.lower()
-        if low in _NEVER:
+        if low == credential:
             continue
-        if low.startswith(_ANSWER_PREFIXES) or low in _ANSWER_EXACT:
-            if low in _LIST_HEADERS:
-                value = ",".join(sorted({v.strip() for v in value.split(",") if v.strip()}))
-            out[low] = value.strip()
+        kind = kinds.get(low)
+        if kind is None:
+            kind = kinds[low] = rule.kind(low)
+        if kind:
+            values.setdefault(low, []).append(value.strip())
+    out: dict[str, str] = {}
+    for low, parts in values.items():
+        value = parts[0] if len(parts) == 1 else ", ".join(parts)
+        if low in _LIST_HEADERS:
+            value = ",".join(sorted({v.strip() for v in value.split(",") if v.strip()}))
+        if kinds[low] == _SECRET:
+            value = "blake2b:" + _keyed_digest(value, salt, 16)
+        out[low] = value
     return out
 
 
@@ -133,12 +298,15 @@ def digest_key(ns: str, blob: bytes) -> CacheKey:
 
 
 def request_key(ns: str, api: Api, body: Mapping[str, Any], headers: Mapping[str, str]) -> CacheKey:
-    """Return the cache key of a request: everything in the body, plus the answer headers.
+    """Return the cache key of a request: everything in the body, plus the keyed headers.
 
     ``headers`` must already be :func:`answer_headers` output. Raises ``TypeError`` when the
-    body holds a value that is not JSON (the caller should then not cache).
+    body is not plain JSON (:func:`promptcache._json.is_plain`; tuples count as the arrays
+    the SDKs send): the caller should then not cache.
     """
-    return digest_key(ns, canonical({"api": api.value, "body": body, "headers": headers}))
+    return digest_key(
+        ns, plain_canonical({"api": api.value, "body": body, "headers": headers}, tuples=True)
+    )
 
 
 def request_key_from_bytes(
@@ -146,8 +314,9 @@ def request_key_from_bytes(
 ) -> tuple[CacheKey, dict[str, Any]]:
     """Parse a serialised JSON body once and return its key and the parsed body.
 
-    Raises ``promptcache._json.JSONDecodeError`` (a ``ValueError``) on invalid JSON and
-    ``TypeError`` when the body is not a JSON object.
+    Raises ``promptcache._json.JSONDecodeError`` (a ``ValueError``) on invalid JSON (NaN,
+    ±inf and numbers that overflow a double included) and ``TypeError`` when the body is not a
+    JSON object or holds a number it cannot tell apart from another (beyond 64 bits).
     """
     parsed = loads(body)
     if not isinstance(parsed, dict):

@@ -39,12 +39,14 @@ import httpx2
 
 from promptcache._api import Api, RequestInfo, route
 from promptcache._attribution import current_attribution
-from promptcache._errors import RewriteWarning, StoreError, StoreWarning
+from promptcache._errors import PromptCacheWarning, RewriteWarning, StoreError, StoreWarning
 from promptcache._hooks import Rewrite, UsageMeta
-from promptcache._json import canonical, dumps, loads
+from promptcache._json import dumps, is_plain, loads
 from promptcache._keys import (
+    DEFAULT_HEADER_RULE,
     OPT_OUT_HEADER,
     CacheKey,
+    HeaderRule,
     answer_headers,
     namespace,
     request_key,
@@ -99,8 +101,12 @@ _STREAM_ERROR: Final = (b"\nevent: error", b"\nevent: response.failed")
 _FLIGHT_TIMEOUT: Final = 300.0
 
 
-def _credential(headers: httpx2.Headers) -> str | None:
-    """Return the stable part of the request's credential, for the tenant fingerprint."""
+def _credential(headers: httpx2.Headers) -> tuple[str | None, str | None]:
+    """Return the header that names the tenant and the stable part of its value.
+
+    The fingerprint of that value is the namespace's tenant; the header itself is then left out
+    of the keyed headers (every other secret-bearing header is keyed by a salted digest).
+    """
     auth = headers.get("authorization")
     if auth is not None:
         if auth.startswith("AWS4-"):
@@ -108,13 +114,15 @@ def _credential(headers: httpx2.Headers) -> str | None:
             for part in auth.split(","):
                 part = part.strip()
                 if "Credential=" in part:
-                    return "aws:" + part.split("Credential=", 1)[1].split("/", 1)[0]
-        return auth
+                    return "authorization", "aws:" + part.split("Credential=", 1)[1].split("/", 1)[
+                        0
+                    ]
+        return "authorization", auth
     for name in ("x-api-key", "api-key"):
         value = headers.get(name)
         if value is not None:
-            return value
-    return None
+            return name, value
+    return None, None
 
 
 def _is_signed(headers: httpx2.Headers) -> bool:
@@ -152,6 +160,8 @@ class Keyer:
     answer_headers: dict[str, str]
     signed: bool
     opt_out: str | None
+    #: Whether the ``cookie`` header is keyed (the user asked for it).
+    cookies: bool = False
 
 
 @dataclass(slots=True)
@@ -187,6 +197,8 @@ class Engine:
     accountant: Accountant
     salt: bytes
     user_namespace: str | None = None
+    #: Which request headers enter the key (``PromptCache(ignore_headers=, key_headers=)``).
+    header_rule: HeaderRule = DEFAULT_HEADER_RULE
     ttl: float | None = None
     strict: bool = False
     clock: Callable[[], float] = time.time
@@ -205,6 +217,8 @@ class Engine:
     hits: int = 0
     fast_hits: int = 0
     upstream: int = 0
+    #: Whether the one warning about a body that cannot be keyed was given already.
+    warned_unkeyable: bool = False
 
     def __post_init__(self) -> None:
         _engines.add(self)
@@ -219,17 +233,22 @@ class Engine:
     def keyer(self, api: Api, request: httpx2.Request, *, signed: bool = False) -> Keyer:
         """Return what keying needs from a request's URL and headers (reusable across bodies)."""
         headers = request.headers
-        tenant = tenant_fingerprint(_credential(headers), self.salt)
+        credential_name, credential = _credential(headers)
+        tenant = tenant_fingerprint(credential, self.salt)
         base_url = base_url_of(request.url, api)
         opt_out = uncacheable_reason(api, {}, headers) if OPT_OUT_HEADER in headers else None
+        keyed = answer_headers(
+            headers, self.salt, rule=self.header_rule, credential=credential_name
+        )
         return Keyer(
             api=api,
             namespace=namespace(api.provider, base_url, tenant, self.user_namespace),
             tenant=tenant,
             base_url=base_url,
-            answer_headers=answer_headers(headers),
+            answer_headers=keyed,
             signed=signed or _is_signed(headers),
             opt_out=opt_out,
+            cookies=self.header_rule.kind("cookie") != 0,
         )
 
     def prepare(
@@ -253,9 +272,22 @@ class Engine:
             else:
                 parsed = loads(content)
                 body = parsed if isinstance(parsed, dict) else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as exc:
             key, body = None, None
+            if self.store is not None:
+                self._warn_unkeyable(api, exc)
         return self.classify(keyer, key, body, policy)
+
+    def _warn_unkeyable(self, api: Api, exc: BaseException) -> None:
+        # Once per cache, not per call: the same code sends the same kind of body every time.
+        if not self.warned_unkeyable:
+            self.warned_unkeyable = True
+            warnings.warn(
+                f"promptcache: a {api.value} request body is not JSON that can be keyed "
+                f"({exc}); such requests go upstream uncached (warned once)",
+                PromptCacheWarning,
+                stacklevel=5,
+            )
 
     def register(self, call: Call) -> str:
         """Park a call the fast path keyed and planned; its ticket travels in a header."""
@@ -289,8 +321,9 @@ class Engine:
         try:
             if self.store is not None:
                 key = request_key(keyer.namespace, keyer.api, body, keyer.answer_headers)
-            else:  # nothing to look up: only make sure the SDK would send exactly this
-                canonical(body)
+            elif not is_plain(body, tuples=True):
+                # Nothing to look up: only make sure the SDK would send exactly this.
+                return None
         except TypeError:
             return None
         return self.classify(keyer, key, body, policy)

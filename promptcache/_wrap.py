@@ -18,7 +18,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, overload
@@ -177,6 +177,11 @@ class PromptCache:
             evicted), in every store; NaN is a :class:`~promptcache.ConfigError`.
         size_limit: maximum size in bytes of the default disk store.
         namespace: separates entries of different apps or tenants sharing a store.
+        ignore_headers: more request header names to leave out of the cache key (a trailing
+            ``*`` makes a prefix). Every header is keyed except per-attempt ones (retry
+            counts, ``x-stainless-*``, idempotency keys, user agent, request/trace ids,
+            timeouts, transport headers).
+        key_headers: names from that default ignore list to key anyway.
         strict: raise :class:`~promptcache.StoreError` when the store fails instead of warning
             and treating the call as a miss.
         openai, anthropic: provider-specific options (``OpenAIOptions``, ``AnthropicOptions``).
@@ -196,6 +201,8 @@ class PromptCache:
         ttl: float | None = None,
         size_limit: int | None = None,
         namespace: str | None = None,
+        ignore_headers: Iterable[str] = (),
+        key_headers: Iterable[str] = (),
         strict: bool = False,
         openai: OpenAIOptions | None = None,
         anthropic: AnthropicOptions | None = None,
@@ -221,7 +228,10 @@ class PromptCache:
             )
         if store is not None and not isinstance(store, str) and not hasattr(store, "get"):
             raise ConfigError(f"store must be a URL string or a Store, not {type(store).__name__}")
+        from promptcache._keys import HeaderRule
         from promptcache._store import locate_directory, prepare_directory
+
+        self._header_rule = HeaderRule.of(ignore_headers, key_headers)
 
         path, named = locate_directory(directory)
         self._directory_usable = True
@@ -344,6 +354,7 @@ class PromptCache:
                         accountant=accountant,
                         salt=self._salt,
                         user_namespace=self.namespace,
+                        header_rule=self._header_rule,
                         ttl=self.ttl,
                         strict=self.strict,
                         clock=self._clock,

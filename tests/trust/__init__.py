@@ -1,1 +1,1 @@
-"""Issue 9: the trust guarantees (keys, identity, storage, crash and fork safety), tested from outside."""
+"""Issue 9: the trust guarantees, tested from outside."""

@@ -106,6 +106,26 @@ class _BytesOnlyDisk(diskcache.Disk):  # type: ignore[misc]
         return super().get(key, raw)
 
 
+# Held by every write (and by opening a store): a fork waits for it. SQLite keeps its lock
+# bookkeeping in process memory that a forked child inherits, so a write transaction open in
+# the parent at the fork would stay "held" in the child and every later write of the child
+# would fail as locked.
+_gate = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    global _gate
+    _gate = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=lambda: _gate.acquire(),
+        after_in_parent=lambda: _gate.release(),
+        after_in_child=_after_fork_in_child,
+    )
+
+
 # A forked child's connections from its parent: never used, never closed (see _Cache).
 _INHERITED: list[sqlite3.Connection] = []
 
@@ -291,15 +311,16 @@ class DiskStore:
     # --- opening and healing ------------------------------------------------------------------
 
     def _open(self) -> _Cache:
-        db = self.directory / DB_NAME
-        private_file(db)
-        for suffix in _SIDE_FILES[1:]:
-            # Left by an older promptcache or a looser umask: ours, so made private.
-            private_file(Path(f"{db}{suffix}"), create=False)
-        cache = _Cache(str(self.directory), **self._settings)
-        st = os.stat(db)
-        self._identity = (st.st_dev, st.st_ino)
-        return cache
+        with _gate:
+            db = self.directory / DB_NAME
+            private_file(db)
+            for suffix in _SIDE_FILES[1:]:
+                # Left by an older promptcache or a looser umask: ours, so made private.
+                private_file(Path(f"{db}{suffix}"), create=False)
+            cache = _Cache(str(self.directory), **self._settings)
+            st = os.stat(db)
+            self._identity = (st.st_dev, st.st_ino)
+            return cache
 
     def _heal_at_open(self, exc: sqlite3.DatabaseError) -> _Cache:
         with _directory_lock(self.directory):
@@ -388,14 +409,15 @@ class DiskStore:
 
     def _cold(self, op: Callable[[_Cache], T]) -> T:
         """Run a maintenance operation; on a corrupt database, heal, warn and run it again."""
-        cache = self._cache
-        try:
-            return op(cache)
-        except sqlite3.DatabaseError as exc:
-            message = self._recover(cache, exc)
-        if message is not None:
-            _warn(message, stacklevel=4)
-        return op(self._cache)
+        with _gate:
+            cache = self._cache
+            try:
+                return op(cache)
+            except sqlite3.DatabaseError as exc:
+                message = self._recover(cache, exc)
+            if message is not None:
+                _warn(message, stacklevel=4)
+            return op(self._cache)
 
     def _hot_failure(self, cache: _Cache, exc: sqlite3.DatabaseError) -> None:
         """After a failed lookup or write, heal a corrupt database and raise StoreRebuilt."""
@@ -425,11 +447,12 @@ class DiskStore:
 
     def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
         """Store bytes under ``key`` for ``ttl`` seconds (``None`` or ``inf``: until evicted)."""
-        cache = self._cache
-        try:
-            self._set(cache, key, value, ttl)
-        except sqlite3.DatabaseError as exc:
-            self._hot_failure(cache, exc)
+        with _gate:
+            cache = self._cache
+            try:
+                self._set(cache, key, value, ttl)
+            except sqlite3.DatabaseError as exc:
+                self._hot_failure(cache, exc)
 
     def _set(self, cache: _Cache, key: str, value: bytes, ttl: float | None) -> None:
         if ttl is not None and ttl == float("inf"):
@@ -457,13 +480,14 @@ class DiskStore:
 
     def set_many(self, items: list[tuple[str, bytes, float | None]]) -> None:
         """Store several values in one transaction (a write-behind batch)."""
-        cache = self._cache
-        try:
-            with cache.transact(retry=False):
-                for key, value, ttl in items:
-                    self._set(cache, key, value, ttl)
-        except sqlite3.DatabaseError as exc:
-            self._hot_failure(cache, exc)
+        with _gate:
+            cache = self._cache
+            try:
+                with cache.transact(retry=False):
+                    for key, value, ttl in items:
+                        self._set(cache, key, value, ttl)
+            except sqlite3.DatabaseError as exc:
+                self._hot_failure(cache, exc)
 
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
@@ -498,11 +522,13 @@ class DiskStore:
 
     def release_thread(self) -> None:
         """Close the calling thread's SQLite connection (a writer thread that ends calls it)."""
-        self._cache.close()
+        with _gate:
+            self._cache.close()
 
     def close(self) -> None:
         """Close every SQLite connection this store opened, in every thread."""
-        self._cache.close_all()
+        with _gate:
+            self._cache.close_all()
 
     def __repr__(self) -> str:
         return f"DiskStore({os.fspath(self.directory)!r})"

@@ -346,8 +346,9 @@ class SlowDisk(DiskStore):
         self.slow_in = os.getpid()
         self.writing = threading.Event()
 
-    def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
-        super().set(key, value, ttl=ttl)
+    def _set(self, cache: Any, key: str, value: bytes, ttl: float | None) -> None:
+        # Every write (one or a write-behind batch, inside its transaction) goes through here.
+        super()._set(cache, key, value, ttl)
         if os.getpid() == self.slow_in:
             self.writing.set()
             time.sleep(0.4)

@@ -211,10 +211,9 @@ class PromptCache:
         if store is not None and not isinstance(store, str) and not hasattr(store, "get"):
             raise ConfigError(f"store must be a URL string or a Store, not {type(store).__name__}")
         from promptcache._keys import HeaderRule
-
-        self._header_rule = HeaderRule.of(ignore_headers, key_headers)
         from promptcache._store import resolve_directory
 
+        self._header_rule = HeaderRule.of(ignore_headers, key_headers)
         self.directory: Path = resolve_directory(directory)
         self.response_cache = response_cache
         self.restructure: Literal["off", "safe", "auto"] = restructure

@@ -86,7 +86,7 @@ class _Template:
     options: Any
     request: httpx2.Request
     keyer: Keyer
-    #: What the request was built from (:func:`_state`), compared on every call.
+    #: What the request was built from (see :func:`_template`), compared on every call.
     attrs: dict[str, Any]
     custom: tuple[dict[str, Any], dict[str, Any]]
     http: tuple[Any, ...]

@@ -114,9 +114,8 @@ def _credential(headers: httpx2.Headers) -> tuple[str | None, str | None]:
             for part in auth.split(","):
                 part = part.strip()
                 if "Credential=" in part:
-                    return "authorization", "aws:" + part.split("Credential=", 1)[1].split("/", 1)[
-                        0
-                    ]
+                    access_key = part.split("Credential=", 1)[1].split("/", 1)[0]
+                    return "authorization", "aws:" + access_key
         return "authorization", auth
     for name in ("x-api-key", "api-key"):
         value = headers.get(name)

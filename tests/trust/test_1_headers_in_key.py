@@ -257,3 +257,21 @@ def test_repeated_headers_and_case() -> None:
     # Beta flags are a set: order and repeats do not matter, across repeated fields too.
     betas = httpx2.Headers([("anthropic-beta", "b,a"), ("Anthropic-Beta", "a")])
     assert answer_headers(betas, salt) == {"anthropic-beta": "a,b"}
+
+
+def test_sigv4_signs_each_request_anew_yet_repeats_key_alike() -> None:
+    salt = b"s" * 32
+
+    def signed(date: str, signature: str) -> dict[str, str]:
+        return {
+            "authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261128/us-east-1/"
+            f"bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature={signature}",
+            "x-amz-date": date,
+            "x-amz-security-token": "session-token-1",
+            "content-type": "application/json",
+        }
+
+    first = answer_headers(signed("20261128T000000Z", "aaaa"), salt, credential="authorization")
+    later = answer_headers(signed("20261128T000501Z", "bbbb"), salt, credential="authorization")
+    assert first == later
+    assert "session-token-1" not in str(first) and "x-amz-security-token" in first

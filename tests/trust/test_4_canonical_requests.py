@@ -102,7 +102,7 @@ def shuffled(value: Any, draw: Callable[[list[Any]], list[Any]]) -> Any:
     return value
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(_bodies, _bodies)
 def test_property_distinct_bodies_never_share_a_key(a: dict[str, Any], b: dict[str, Any]) -> None:
     assert (key(a) == key(b)) == (tagged(a) == tagged(b))
@@ -120,7 +120,7 @@ def test_property_lookalike_values_key_apart(
     assert (key(a) == key(b)) == (tagged(x) == tagged(y))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_bodies, st.randoms(use_true_random=False))
 def test_property_equal_bodies_always_share_a_key(body: dict[str, Any], rnd: Any) -> None:
     def draw(items: list[Any]) -> list[Any]:

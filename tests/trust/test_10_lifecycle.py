@@ -136,7 +136,6 @@ print(json.dumps(got))
 
 
 @pytest.mark.process
-@pytest.mark.xfail(strict=False, reason="ledger helper: the ledger's connection and thread")
 def test_close_releases_everything() -> None:
     # A fresh interpreter: no thread or descriptor of an earlier test in the baseline.
     got = run_python(_WHOLE_CHILD)

@@ -195,9 +195,6 @@ print(json.dumps({"outcome": outcome, "warnings": [str(w.message) for w in caugh
 
 
 @pytest.mark.process
-@pytest.mark.xfail(
-    strict=False, reason="ledger helper: the ledger degrades on an unusable directory"
-)
 def test_unusable_default_directory_with_the_real_ledger(tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")

@@ -80,7 +80,6 @@ def test_files_left_by_an_older_version_are_made_private(tmp_path: Path) -> None
     assert not_private(found, directory) == {}
 
 
-@pytest.mark.xfail(strict=False, reason="ledger helper: ledger files 0600 (check after merging)")
 def test_ledger_files_private(umask: int, emulator: Emulator, tmp_path: Path) -> None:
     directory = tmp_path / "pc"
     while_open, after = _use(directory, emulator)

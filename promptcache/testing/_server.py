@@ -23,6 +23,7 @@ from promptcache.testing import _anthropic, _openai
 from promptcache.testing._cache import Fingerprint, PrefixStore
 from promptcache.testing._clock import Clock, SystemClock
 from promptcache.testing._outcome import Outcome
+from promptcache.testing._redirect import AsyncRedirectTransport, RedirectTransport
 from promptcache.testing._reply import ApiError, fresh_id
 from promptcache.testing._types import Fault, FaultKind, LatencyModel, ServedCall
 
@@ -38,6 +39,13 @@ _ROUTES: dict[str, str] = {
     "/v1/messages": "anthropic.messages",
     "/v1/messages/count_tokens": "anthropic.count_tokens",
 }
+
+# Longest first, so ``/responses/input_tokens`` wins over ``/responses``.
+_SUFFIXES = [
+    *sorted((r for r in _ROUTES if not r.startswith("/v1/")), key=len, reverse=True),
+    "/v1/messages/count_tokens",
+    "/v1/messages",
+]
 
 _FAULT_STATUS: dict[tuple[str, FaultKind], tuple[int, str, str]] = {
     ("openai", "rate_limit"): (429, "requests", "Rate limit reached (emulated). Retry later."),
@@ -89,6 +97,17 @@ def _error_body(provider: str, err: ApiError) -> dict[str, Any]:
     return {
         "error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}
     }
+
+
+def _route(path: str) -> str | None:
+    """Name the API of a path, also behind a gateway's prefix (``/v1/openai/chat/completions``)."""
+    api = _ROUTES.get(path)
+    if api is not None:
+        return api
+    for suffix in _SUFFIXES:
+        if path.endswith(suffix):
+            return _ROUTES[suffix]
+    return None
 
 
 def _provider_of(api: str | None, path: str, headers: Any) -> str:
@@ -191,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/_emulator"):
             self._control(method, path, parse_qs(split.query), raw)
             return
-        api = _ROUTES.get(path)
+        api = _route(path)
         provider = _provider_of(api, path, self.headers)
         now = emu.clock.now()
         if api is None or method != "POST":
@@ -291,6 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
                 reasoning_tokens=b.reasoning_tokens,
                 response_id=outcome.response_id,
                 path=path,
+                host=self._client_host(),
                 started=now,
                 prompt_cache_key=outcome.prompt_cache_key,
                 fault=fault.kind if fault else None,
@@ -299,6 +319,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
         self._reply(provider, outcome, fault, latency, handling_ms)
+
+    def _client_host(self) -> str:
+        return str(self.headers.get("x-emulator-original-host") or self.headers.get("host") or "")
 
     def _reply(
         self,
@@ -376,6 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status=err.status,
                 request_body=body,
                 path=path,
+                host=self._client_host(),
                 started=now,
                 error_type=err.type,
                 fault=fault,
@@ -566,6 +590,23 @@ class Emulator:
     def anthropic_base_url(self) -> str:
         """``base_url`` for ``anthropic.Anthropic``: ``http://HOST:PORT``."""
         return self.base_url
+
+    def transport(self, **transport_options: Any) -> RedirectTransport:
+        """Return an httpx2 transport that sends every request here, whatever its host.
+
+        Lets a test keep the SDK's production base URL (or a gateway's) the way real apps do::
+
+            client = openai.OpenAI(api_key="k", http_client=openai.DefaultHttpxClient(
+                transport=emu.transport()))
+
+        The emulator records the host the SDK addressed in :attr:`ServedCall.host`; paths behind a
+        gateway prefix (``/v1/openai/chat/completions``) are routed by their suffix.
+        """
+        return RedirectTransport(self.base_url, **transport_options)
+
+    def async_transport(self, **transport_options: Any) -> AsyncRedirectTransport:
+        """Return the async twin of :meth:`transport`, for ``AsyncOpenAI``/``AsyncAnthropic``."""
+        return AsyncRedirectTransport(self.base_url, **transport_options)
 
     # -- ground truth, state, faults --------------------------------------------------------
 

@@ -57,6 +57,8 @@ class ServedCall:
         reasoning_tokens: The reasoning part of ``output_tokens``.
         response_id: The id sent back (``chatcmpl-…``, ``resp_…``, ``msg_…``) or ``None``.
         path: The request path.
+        host: The host the client addressed (the production host when the request came through
+            :meth:`Emulator.transport`, else the ``Host`` header).
         started: Emulator-clock time at which the request was handled.
         prompt_cache_key: OpenAI ``prompt_cache_key`` if any.
         error_type: The provider error type for non-2xx answers (e.g. ``rate_limit_error``).
@@ -81,6 +83,7 @@ class ServedCall:
     reasoning_tokens: int = 0
     response_id: str | None = None
     path: str = ""
+    host: str = ""
     started: float = 0.0
     prompt_cache_key: str | None = None
     error_type: str | None = None

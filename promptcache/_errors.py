@@ -10,6 +10,7 @@ The tree is small on purpose::
     PromptCacheWarning (UserWarning)  base of our warnings
     ├── StoreWarning                  the store failed; the call went on as a cache miss
     ├── PriceWarning                  no price known for a model; cost is ``None``
+    ├── MemoKeyWarning                a memoized call's arguments cannot be keyed; it ran uncached
     └── RewriteWarning                a request could not be restructured; sent as written
 
 Errors from the provider SDKs (``openai.BadRequestError``, ``anthropic.RateLimitError``, …) are
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "MemoKeyWarning",
     "MissingDependencyError",
     "PriceWarning",
     "PromptCacheError",
@@ -56,6 +58,13 @@ class StoreWarning(PromptCacheWarning):
 
 class PriceWarning(PromptCacheWarning):
     """No price is known for a model; its cost is recorded as ``None``."""
+
+
+class MemoKeyWarning(PromptCacheWarning):
+    """A memoized function got an argument that cannot be keyed; the call ran uncached.
+
+    Warned once per function, not per call.
+    """
 
 
 class RewriteWarning(PromptCacheWarning):

@@ -144,16 +144,18 @@ async def test_async_closures(pc: PromptCache) -> None:
     assert await make("b:")("x") == "b:x"  # was "a:x"
 
 
+def make_guarded(label: str) -> Callable[[int], str]:
+    """A closure over a lock: a captured value that cannot be keyed."""
+    lock = threading.Lock()
+
+    def guarded(x: int) -> str:
+        with lock:
+            return f"{label}{x}"
+
+    return guarded
+
+
 def test_unkeyable_closure_is_refused_when_decorating(pc: PromptCache) -> None:
-    def make_guarded(label: str) -> Callable[[int], str]:
-        lock = threading.Lock()
-
-        def guarded(x: int) -> str:
-            with lock:
-                return f"{label}{x}"
-
-        return guarded
-
     with pytest.raises(ConfigError) as info:
         pc.cached(make_guarded("a"))  # was accepted, keyed on the name alone
     message = str(info.value)
@@ -173,15 +175,6 @@ def test_unkeyable_closure_is_refused_when_decorating(pc: PromptCache) -> None:
 
 
 def test_namespace_and_key_are_escape_hatches(pc: PromptCache) -> None:
-    def make_guarded(label: str) -> Callable[[int], str]:
-        lock = threading.Lock()
-
-        def guarded(x: int) -> str:
-            with lock:
-                return f"{label}{x}"
-
-        return guarded
-
     # With namespace= the lock is left out, but the keyable captured value still counts.
     a = pc.cached(namespace="guarded")(make_guarded("a"))
     b = pc.cached(namespace="guarded")(make_guarded("b"))

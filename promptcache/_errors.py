@@ -11,6 +11,7 @@ The tree is small on purpose::
     ├── StoreWarning                  the store failed; the call went on as a cache miss
     ├── PriceWarning                  no price known for a model; cost is ``None``
     └── RewriteWarning                a request could not be restructured; sent as written
+        └── HintRejectedWarning       an endpoint refused a field promptcache added; retried
 
 Errors from the provider SDKs (``openai.BadRequestError``, ``anthropic.RateLimitError``, …) are
 never wrapped: they reach the caller exactly as the bare SDK raises them.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "HintRejectedWarning",
     "MissingDependencyError",
     "PriceWarning",
     "PromptCacheError",
@@ -60,3 +62,11 @@ class PriceWarning(PromptCacheWarning):
 
 class RewriteWarning(PromptCacheWarning):
     """A request could not be restructured and was sent as the user wrote it."""
+
+
+class HintRejectedWarning(RewriteWarning):
+    """An endpoint refused a caching field promptcache added; the call was retried without it.
+
+    Given once per endpoint (base URL); the endpoint gets none of OpenAI's caching fields again
+    in this process.
+    """

@@ -68,5 +68,5 @@ class HintRejectedWarning(RewriteWarning):
     """An endpoint refused a caching field promptcache added; the call was retried without it.
 
     Given once per endpoint (base URL); the endpoint gets none of OpenAI's caching fields again
-    in this process.
+    from that ``PromptCache``.
     """

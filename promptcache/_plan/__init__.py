@@ -140,7 +140,6 @@ class DefaultPlanner:
     def _refused(self, info: RequestInfo, fields: set[str], status: int, error_text: str) -> None:
         """Remember a refusal for the endpoint, note it for the doctor, and warn once."""
         self._state.reject(info.base_url, fields)
-        detail = error_text
         host = host_of(info.base_url)
         self._state.withhold(
             info.base_url,
@@ -148,8 +147,8 @@ class DefaultPlanner:
             None,
             tuple(sorted(fields)),
             "rejected",
-            detail,
-            "nothing to do: the server does not take them; restart the process after changing it",
+            error_text,
+            "none needed: the server does not take them (a new PromptCache tries once more)",
             self._clock(),
         )
         with self._lock:
@@ -159,8 +158,8 @@ class DefaultPlanner:
         warnings.warn(
             HintRejectedWarning(
                 f"promptcache: {host} refused {', '.join(sorted(fields))} "
-                f"(HTTP {status}: {detail!r}); the call was retried without them, and "
-                f"requests to {info.base_url} will not carry them again in this process "
+                f"(HTTP {status}: {error_text!r}); the call was retried without them, and "
+                f"requests to {info.base_url} will not carry them again from this PromptCache "
                 "(warned once per endpoint)"
             ),
             stacklevel=2,

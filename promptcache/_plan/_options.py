@@ -51,7 +51,8 @@ class OpenAIOptions:
         compatible_accepts_cache_key: Where the hints are withheld, add ``prompt_cache_key``
             anyway (some compatible servers use it for routing). An endpoint that answers
             400/422 naming a field promptcache added gets the call again without any of them,
-            once, and none of them again in this process (``HintRejectedWarning``, once).
+            once, and none of them again from this ``PromptCache`` (``HintRejectedWarning``,
+            once per endpoint).
         explicit_breakpoints: On gpt-5.6+ place ``prompt_cache_breakpoint`` on content parts
             and send ``prompt_cache_options`` with ``mode="explicit"``, so only prefixes that
             will be read again are written (writes cost 1.25x there).

@@ -512,9 +512,7 @@ class Emulator:
         self.clock: Any = clock if clock is not None else SystemClock()
         self.latency = latency
         self.record_bodies = record_bodies
-        self.strict: StrictServer | None = (
-            StrictServer(style=strict) if isinstance(strict, str) else strict
-        )
+        self.strict: StrictServer | StrictStyle | None = strict
         self._store = PrefixStore()
         self._history: dict[str, list[Any]] = {}
         self._fingerprints: dict[str, Fingerprint] = {}
@@ -711,7 +709,9 @@ class Emulator:
     def _refusal(
         self, api: str, body: Any, model: str, host: str
     ) -> tuple[int, str, dict[str, Any]] | None:
-        strict = self.strict
+        strict: StrictServer | StrictStyle | None = self.strict
+        if isinstance(strict, str):  # ``emu.strict = "tgi"`` works like the constructor's form
+            strict = StrictServer(style=strict)
         if strict is None or not api.startswith("openai.") or not isinstance(body, dict):
             return None
         return refusal(strict, api, body, model) if strict.applies(host) else None

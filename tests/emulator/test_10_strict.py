@@ -162,3 +162,14 @@ def test_openrouter_style_model_names_follow_openais_rules() -> None:
             )
     assert all(c.status == 200 for c in emu.calls)
     assert emu.calls[0].cache_write_tokens > 0  # gpt-5.6+ rules: writes are billed
+
+
+def test_strict_can_be_switched_on_and_off_by_style_name(emulator: Emulator) -> None:
+    with _client(emulator) as client:
+        client.chat.completions.create(model="gpt-5.5", messages=MSG, prompt_cache_key="k")
+        emulator.strict = "tgi"
+        with pytest.raises(openai.UnprocessableEntityError):
+            client.chat.completions.create(model="gpt-5.5", messages=MSG, prompt_cache_key="k")
+        emulator.strict = None
+        client.chat.completions.create(model="gpt-5.5", messages=MSG, prompt_cache_key="k")
+    assert [c.status for c in emulator.calls] == [200, 422, 200]

@@ -12,6 +12,7 @@ The tree is small on purpose::
     ├── PriceWarning                  no price known for a model; cost is ``None``
     ├── MemoKeyWarning                a memoized call's arguments cannot be keyed; it ran uncached
     └── RewriteWarning                a request could not be restructured; sent as written
+        └── HintRejectedWarning       an endpoint refused a field promptcache added; retried
 
 Errors from the provider SDKs (``openai.BadRequestError``, ``anthropic.RateLimitError``, …) are
 never wrapped: they reach the caller exactly as the bare SDK raises them.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "HintRejectedWarning",
     "MemoKeyWarning",
     "MissingDependencyError",
     "PriceWarning",
@@ -69,3 +71,11 @@ class MemoKeyWarning(PromptCacheWarning):
 
 class RewriteWarning(PromptCacheWarning):
     """A request could not be restructured and was sent as the user wrote it."""
+
+
+class HintRejectedWarning(RewriteWarning):
+    """An endpoint refused a caching field promptcache added; the call was retried without it.
+
+    Given once per endpoint (base URL); the endpoint gets none of OpenAI's caching fields again
+    from that ``PromptCache``.
+    """

@@ -5,8 +5,8 @@ Rules followed (PROVIDERS.md §2): a stable ``prompt_cache_key`` per prompt fami
 parts (≤4 written per request, no lookback limit) with ``prompt_cache_options.mode="explicit"``
 so that only prefixes worth reading are written (writes cost 1.25x there); never
 ``prompt_cache_options``/breakpoints on older models (they reject them), never the deprecated
-``prompt_cache_retention``; nothing added for OpenAI-compatible endpoints unless the user says
-they accept it, and nothing again that an endpoint has rejected.
+``prompt_cache_retention``; nothing added for endpoints that are not OpenAI or a gateway to it
+(``_endpoints.py``) unless the user says so, and nothing again that an endpoint has rejected.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from promptcache._api import Api
 from promptcache._hooks import Rewrite
 from promptcache._plan._core import Pos, Strategy, family_key, place, pos_of, readable_blocks
 from promptcache._plan._ctx import Ctx
+from promptcache._plan._endpoints import hints_allowed
 from promptcache._plan._layout import has_marks, strip_marks
 from promptcache._plan._models import openai_explicit, openai_min_tokens
 from promptcache._plan._text import TEXT_KEYS, relayout, scan, strip_deep
@@ -274,9 +275,7 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     fkey = family_key(coarse, kept_head)
 
     opts = ctx.openai
-    native = opts.endpoint == "openai" or (
-        opts.endpoint == "auto" and is_openai_host(ctx.info.base_url)
-    )
+    native = hints_allowed(ctx)  # declared, or OpenAI's host, a gateway to it, an OpenAI model
     explicit = (
         native
         and opts.explicit_breakpoints

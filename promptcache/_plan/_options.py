@@ -39,12 +39,20 @@ class OpenAIOptions:
         prompt_cache_key: A fixed ``prompt_cache_key``, or a function ``(info, body) -> key``
             (``None`` from it means "derive one"). A key the request already carries is never
             replaced. https://developers.openai.com/api/docs/guides/prompt-caching
-        endpoint: ``"auto"`` treats ``api.openai.com`` and Azure OpenAI hosts as OpenAI and
-            every other base URL as an OpenAI-compatible endpoint; ``"openai"`` or
-            ``"compatible"`` says so explicitly (e.g. for a proxy in front of OpenAI).
-        compatible_accepts_cache_key: On a compatible endpoint, add ``prompt_cache_key`` too
-            (some accept it for routing). Without it nothing is added there. An endpoint that
-            answers 400 naming an added parameter is remembered and not sent it again.
+        endpoint: Which base URLs get OpenAI's caching hints (``prompt_cache_key``, and on
+            gpt-5.6+ the breakpoints and ``prompt_cache_options``). ``"auto"`` decides per
+            request: OpenAI and Azure OpenAI hosts, and gateway routes that only reach OpenAI
+            (Cloudflare AI Gateway ``.../openai``, Helicone's ``oai.helicone.ai``), get them;
+            an Ollama server (port 11434) does not; any other base URL — a LiteLLM proxy,
+            OpenRouter, Portkey, a corporate proxy, vLLM — gets them when the model is an
+            OpenAI model (``gpt-4o``, ``gpt-5.6-sol``, ``o3``, ``chatgpt-4o-latest``, also
+            ``openai/gpt-5.6-sol``; not ``gpt-oss``). ``"openai"`` sends them everywhere (a
+            gateway whose model aliases hide the name); ``"compatible"`` nowhere.
+        compatible_accepts_cache_key: Where the hints are withheld, add ``prompt_cache_key``
+            anyway (some compatible servers use it for routing). An endpoint that answers
+            400/422 naming a field promptcache added gets the call again without any of them,
+            once, and none of them again from this ``PromptCache`` (``HintRejectedWarning``,
+            once per endpoint).
         explicit_breakpoints: On gpt-5.6+ place ``prompt_cache_breakpoint`` on content parts
             and send ``prompt_cache_options`` with ``mode="explicit"``, so only prefixes that
             will be read again are written (writes cost 1.25x there).

@@ -15,11 +15,12 @@ import os
 import threading
 import weakref
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import compress, count
 from operator import ne
-from typing import Final
+from typing import Final, Literal
 
+from promptcache._plan._endpoints import WithheldHints
 from promptcache._plan._tokens import Calibration
 
 __all__ = ["Family", "Match", "PlannerState"]
@@ -28,6 +29,7 @@ MAX_FAMILIES: Final = 4096
 MAX_SEQS: Final = 8
 MAX_GAPS: Final = 16
 MAX_LABELS: Final = 32
+MAX_WITHHELD: Final = 256
 # A line must be seen changing twice before it counts as volatile: one change is as likely to
 # be a developer editing the prompt, and moving an edited line for good would be wrong.
 LABEL_CONFIRMATIONS: Final = 2
@@ -81,6 +83,7 @@ class PlannerState:
         self._heads: OrderedDict[str, Family] = OrderedDict()
         self._rejected: dict[str, set[str]] = {}
         self._accepted: dict[str, set[str]] = {}
+        self._withheld: OrderedDict[tuple[str, str, str], _Withheld] = OrderedDict()
         self.calibration = Calibration()
 
     # --- families ---------------------------------------------------------------------------
@@ -176,10 +179,57 @@ class PlannerState:
         with self._lock:
             return param in self._rejected.get(base_url, ())
 
-    def reject(self, base_url: str, params: set[str]) -> None:
-        """Remember that ``base_url`` rejects ``params``."""
+    def reject(self, base_url: str, params: set[str]) -> set[str]:
+        """Remember that ``base_url`` rejects ``params``; return those it had not rejected yet."""
         with self._lock:
-            self._rejected.setdefault(base_url, set()).update(params)
+            known = self._rejected.setdefault(base_url, set())
+            new = params - known
+            known.update(params)
+            return new
+
+    # --- hints withheld (for the doctor) ------------------------------------------------------
+    def withhold(
+        self,
+        base_url: str,
+        host: str,
+        model: str | None,
+        hints: tuple[str, ...],
+        reason: Literal["not_openai", "declared", "rejected"],
+        detail: str,
+        fix: str,
+        now: float,
+    ) -> None:
+        """Count one request (or refusal) for which ``hints`` were not sent, and why."""
+        key = (base_url, model or "", reason)
+        with self._lock:
+            seen = self._withheld.get(key)
+            if seen is None:
+                first = WithheldHints(
+                    base_url, host, model, hints, reason, detail, fix, 0, now, now
+                )
+                self._withheld[key] = seen = _Withheld(first)
+                if len(self._withheld) > MAX_WITHHELD:
+                    self._withheld.popitem(last=False)
+            elif hints != seen.record.hints and not set(hints) <= set(seen.record.hints):
+                merged = tuple(dict.fromkeys((*seen.record.hints, *hints)))
+                seen.record = replace(seen.record, hints=merged, detail=detail)
+            seen.requests += 1
+            seen.last = now
+
+    def withheld(self) -> list[WithheldHints]:
+        """Every endpoint (and model) sent fewer hints than OpenAI would take, oldest first."""
+        with self._lock:
+            return [
+                replace(w.record, requests=w.requests, last_seen=w.last)
+                for w in self._withheld.values()
+            ]
+
+
+@dataclass(slots=True)
+class _Withheld:
+    record: WithheldHints
+    requests: int = 0
+    last: float = 0.0
 
 
 def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from promptcache.testing._clock import Clock, FakeClock, SystemClock
 from promptcache.testing._models import anthropic_minimum, openai_has_explicit_caching
 from promptcache.testing._server import Emulator
+from promptcache.testing._strict import StrictServer, StrictStyle
 from promptcache.testing._tokens import tokens_for_bytes
 from promptcache.testing._types import Fault, FaultKind, LatencyModel, ServedCall
 
@@ -33,6 +34,8 @@ __all__ = [
     "FaultKind",
     "LatencyModel",
     "ServedCall",
+    "StrictServer",
+    "StrictStyle",
     "SystemClock",
     "anthropic_minimum",
     "openai_has_explicit_caching",

@@ -25,7 +25,9 @@ OPENAI_MINIMUM = 1024
 OPENAI_INCREMENT = 128
 ANTHROPIC_DEFAULT_MINIMUM = 1024
 
-_GPT = re.compile(r"^(?:ft:)?gpt-(\d+)(?:\.(\d+))?")
+# ``openai/`` is how gateways (OpenRouter, LiteLLM, Cloudflare's unified API) name OpenAI's
+# models; they forward them to OpenAI without it.
+_GPT = re.compile(r"^(?:openai/)?(?:ft:)?gpt-(\d+)(?:\.(\d+))?")
 
 # Normalised Anthropic model (no "claude-" prefix, no date/"-latest" suffix) -> minimum tokens.
 _ANTHROPIC_MINIMUMS: dict[str, int] = {

@@ -25,6 +25,7 @@ from promptcache.testing._clock import Clock, SystemClock
 from promptcache.testing._outcome import Outcome
 from promptcache.testing._redirect import AsyncRedirectTransport, RedirectTransport
 from promptcache.testing._reply import ApiError, fresh_id
+from promptcache.testing._strict import StrictServer, StrictStyle, refusal
 from promptcache.testing._types import Fault, FaultKind, LatencyModel, ServedCall
 
 __all__ = ["Emulator"]
@@ -275,6 +276,14 @@ class _Handler(BaseHTTPRequestHandler):
                 fault=fault.kind,
             )
             return
+        refused = emu._refusal(api, body, model, self._client_host())
+        if refused is not None:  # a strict server: unknown fields get its own error body
+            status, kind, payload = refused
+            err = ApiError(status, "", type=kind)
+            self._fail(
+                provider, err, api, model, record_body, path, now, started, stream, payload=payload
+            )
+            return
         try:
             with emu._engine_lock:
                 outcome = emu._serve(api, body, now)
@@ -389,6 +398,7 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         headers: dict[str, str] | None = None,
         fault: str | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> None:
         emu = self.server.emulator
         emu._record(
@@ -410,7 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
         hdrs["x-should-retry"] = (
             "true" if err.status in (408, 409, 429) or err.status >= 500 else "false"
         )
-        self._send_json(err.status, _error_body(provider, err), hdrs)
+        self._send_json(err.status, payload or _error_body(provider, err), hdrs)
 
     # -- control endpoints ----------------------------------------------------------------
 
@@ -481,6 +491,9 @@ class Emulator:
         clock: Time source for cache TTLs (a :class:`FakeClock` in tests); wall clock if omitted.
         latency: Optional :class:`LatencyModel`; no simulated latency by default.
         record_bodies: Keep each request body in :attr:`calls` (turn off for huge benchmarks).
+        strict: Refuse request fields an OpenAI-compatible server would not know, with that
+            server's error body: a :class:`StrictServer`, or just its style (``"pydantic"``,
+            ``"openai"``, ``"vllm"``, ``"litellm"``, ``"tgi"``). Settable later as ``emu.strict``.
 
     """
 
@@ -492,12 +505,14 @@ class Emulator:
         clock: Clock | None = None,
         latency: LatencyModel | None = None,
         record_bodies: bool = True,
+        strict: StrictServer | StrictStyle | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
         self.clock: Any = clock if clock is not None else SystemClock()
         self.latency = latency
         self.record_bodies = record_bodies
+        self.strict: StrictServer | StrictStyle | None = strict
         self._store = PrefixStore()
         self._history: dict[str, list[Any]] = {}
         self._fingerprints: dict[str, Fingerprint] = {}
@@ -690,6 +705,16 @@ class Emulator:
         with self._engine_lock:
             while len(self._fingerprints) > 4096:  # diagnostics only look one turn back
                 del self._fingerprints[next(iter(self._fingerprints))]
+
+    def _refusal(
+        self, api: str, body: Any, model: str, host: str
+    ) -> tuple[int, str, dict[str, Any]] | None:
+        strict: StrictServer | StrictStyle | None = self.strict
+        if isinstance(strict, str):  # ``emu.strict = "tgi"`` works like the constructor's form
+            strict = StrictServer(style=strict)
+        if strict is None or not api.startswith("openai.") or not isinstance(body, dict):
+            return None
+        return refusal(strict, api, body, model) if strict.applies(host) else None
 
     def _serve(self, api: str, body: Any, now: float) -> Outcome:
         if api == "openai.chat":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import openai
 import pytest
 
 import promptcache
+from promptcache._errors import HintRejectedWarning
 from promptcache._plan import OpenAIOptions
 from promptcache._plan._layout import MARK_CHARS
 from promptcache.testing import Emulator, FakeClock
@@ -322,9 +324,12 @@ def test_compatible_endpoint_rejecting_the_key_is_retried_and_remembered(
     )
     client = pc.wrap(raw)
     for q in ("a", "b"):
-        r = client.chat.completions.create(
-            model="gpt-4.1", messages=[{"role": "user", "content": q}]
-        )
+        with contextlib.ExitStack() as once:
+            if q == "a":  # warned once, on the refusal
+                once.enter_context(pytest.warns(HintRejectedWarning, match="prompt_cache_key"))
+            r = client.chat.completions.create(
+                model="gpt-4.1", messages=[{"role": "user", "content": q}]
+            )
         assert r.choices[0].message.content == "ok"
     assert ["prompt_cache_key" in b for b in seen] == [True, False, False]
 

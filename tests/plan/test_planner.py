@@ -10,7 +10,7 @@ import pytest
 
 import promptcache
 from promptcache._api import Api, RequestInfo
-from promptcache._errors import ConfigError
+from promptcache._errors import ConfigError, HintRejectedWarning
 from promptcache._plan import AnthropicOptions, DefaultPlanner, OpenAIOptions
 from promptcache._plan._layout import MARK_CHARS
 
@@ -210,12 +210,18 @@ def test_openai_key_stable_per_family_and_tenant_and_only_for_openai_hosts() -> 
     assert "prompt_cache_options" not in r1.body  # gpt-5.5 would reject it
     mine = {**b1, "prompt_cache_key": "user-key"}
     assert p.rewrite(oai(), mine).body["prompt_cache_key"] == "user-key"
-    compat = p.rewrite(oai(base="http://localhost:8000/v1"), b1)
+    # A compatible server with a model that is not OpenAI's (vLLM, say) gets nothing ...
+    llama = {**b1, "model": "meta-llama/Llama-3.1-8B-Instruct"}
+    compat_info = oai(model="meta-llama/Llama-3.1-8B-Instruct", base="http://localhost:8000/v1")
+    compat = p.rewrite(compat_info, llama)
     assert "prompt_cache_key" not in compat.body
+    # ... and neither does any base URL declared compatible.
+    declared = DefaultPlanner("safe", openai=OpenAIOptions(endpoint="compatible"))
+    assert "prompt_cache_key" not in declared.rewrite(oai(base="http://localhost:8000/v1"), b1).body
     p2 = DefaultPlanner(
         "safe", openai=OpenAIOptions(compatible_accepts_cache_key=True, prompt_cache_key="k")
     )
-    assert p2.rewrite(oai(base="http://localhost:8000/v1"), b1).body["prompt_cache_key"] == "k"
+    assert p2.rewrite(compat_info, llama).body["prompt_cache_key"] == "k"
 
 
 def test_gpt_56_gets_explicit_breakpoints_and_options_never_retention() -> None:
@@ -277,7 +283,8 @@ def test_rejected_param_is_dropped_and_remembered_per_endpoint() -> None:
     sent = p.rewrite(info, body)
     assert "prompt_cache_key" in sent.body
     err = b'{"error": {"message": "Unrecognized request argument supplied: prompt_cache_key"}}'
-    retry = p.rejected(info, sent, 400, err)
+    with pytest.warns(HintRejectedWarning):
+        retry = p.rejected(info, sent, 400, err)
     assert retry is not None and "prompt_cache_key" not in retry
     assert "prompt_cache_key" not in p.rewrite(info, body).body
     assert "prompt_cache_key" in p.rewrite(oai(base="http://localhost:10/v1"), body).body

@@ -111,6 +111,16 @@ class DefaultPlanner:
                 self._state.reject(info.base_url, {"cache_control"})
             fallback: dict[str, Any] = strip_deep(original)
             return fallback if fallback != sent.body else None
+        user_key = original.get("prompt_cache_key") if isinstance(original, dict) else None
+        if (
+            isinstance(user_key, str)
+            and "prompt_cache_key" in text
+            and sent.body.get("prompt_cache_key") != user_key
+        ):
+            # A shard derived from the app's own key was refused (too long, say): the app's key
+            # goes as written, and this endpoint's user keys are not sharded again.
+            self._state.reject(info.base_url, {"shard_user_keys"})
+            return {**sent.body, "prompt_cache_key": user_key}
         if isinstance(original, dict) and any(
             k.startswith("prompt_cache") and k not in sent.added_params and k in text
             for k in original

@@ -118,7 +118,9 @@ class Route:
             shard = self._place(conversation[0], now, n)
             if len(self.loads[shard]) >= limit:
                 shard = -1  # full this minute: this turn would overflow there anyway
-        if shard < 0:
+        if n == 1:
+            shard = 0
+        elif shard < 0:
             shard = min(range(n), key=lambda s: (len(self.loads[s]), self.last[s], s))
         self.loads[shard].append(now)
         self.last[shard] = now

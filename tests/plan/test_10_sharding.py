@@ -145,6 +145,23 @@ def test_gpt56_shards_with_breakpoints_and_pays_few_writes(
     assert read_share(sharded) > 2.5 * read_share(unsharded)
 
 
+def test_responses_api_is_sharded_too(emu: Emulator, clock: FakeClock, tmp_path: Path) -> None:
+    client = wrapped(emu, clock, tmp_path)
+    for i in range(120):
+        client.responses.create(
+            model="gpt-6.1-sol",
+            input=[
+                {"role": "developer", "content": DOC},
+                {"role": "user", "content": f"Question {i}: what does clause {i} say?"},
+            ],
+        )
+        clock.advance(1.0)
+    calls = emu.calls
+    assert len({c.prompt_cache_key for c in calls}) == 5
+    assert sum(c.machine != 0 for c in calls) <= 3
+    assert read_share(calls[60:]) > 0.9
+
+
 def test_at_low_rates_nothing_is_sharded(emu: Emulator, clock: FakeClock, tmp_path: Path) -> None:
     client = wrapped(emu, clock, tmp_path)
     fan_out(client, clock, per_minute=10, n=40)

@@ -456,7 +456,7 @@ def _shard(
     opts = ctx.openai
     if not isinstance(key, str) or not key or opts.routing_limit_per_minute is None:
         return
-    ours = key is not body.get("prompt_cache_key") and opts.prompt_cache_key is None
+    ours = "prompt_cache_key" not in body and opts.prompt_cache_key is None
     if not ours and (
         not opts.shard_user_keys or ctx.state.is_rejected(ctx.info.base_url, "shard_user_keys")
     ):
@@ -468,7 +468,11 @@ def _shard(
         first = items[n_head] if n_head < len(items) else None
         if first is None:
             return None
-        return xxhash.xxh3_64_intdigest(orjson.dumps(first)), has_history_of(items)
+        try:
+            raw = orjson.dumps(first)
+        except TypeError:  # not JSON (an SDK object on the fast path): no conversation id
+            return None
+        return xxhash.xxh3_64_intdigest(raw), has_history_of(items)
 
     shard = ctx.state.shard(
         f"{fkey}\x00{key}", ctx.now, opts.routing_limit_per_minute, conversation

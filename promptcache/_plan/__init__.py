@@ -115,6 +115,16 @@ class DefaultPlanner:
         if not isinstance(original, dict):
             return None
         blamed = refused_fields(error_body)
+        user_key = original.get("prompt_cache_key")
+        if (
+            isinstance(user_key, str)
+            and "prompt_cache_key" in blamed
+            and sent.body.get("prompt_cache_key") != user_key
+        ):
+            # A shard derived from the app's own key was refused (too long, say): the app's key
+            # goes as written, and this endpoint's user keys are not sharded again.
+            self._state.reject(info.base_url, {"shard_user_keys"})
+            return {**sent.body, "prompt_cache_key": user_key}
         if any(k in blamed for k in original if k.startswith("prompt_cache")):
             return None  # the 400 names a setting the app chose itself: theirs to see
         ours = set(sent.added_params)

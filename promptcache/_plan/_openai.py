@@ -16,6 +16,7 @@ import json
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import orjson
 import xxhash
 
 from promptcache._api import Api
@@ -25,6 +26,7 @@ from promptcache._plan._ctx import Ctx
 from promptcache._plan._endpoints import hints_allowed
 from promptcache._plan._layout import has_marks, strip_marks
 from promptcache._plan._models import openai_explicit, openai_min_tokens
+from promptcache._plan._routing import shard_key
 from promptcache._plan._text import TEXT_KEYS, relayout, scan, strip_deep
 from promptcache._plan._volatile import diff_label
 
@@ -350,6 +352,8 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             key = "pc-" + xxhash.xxh3_64_hexdigest(f"{ctx.info.tenant}\x00{fkey}".encode())
         out["prompt_cache_key"] = key
         added.add("prompt_cache_key")
+    if native and opts.routing_limit_per_minute is not None:
+        _shard(ctx, out, body, items, n_head, fkey, notes)
 
     # --- gpt-5.6+: explicit breakpoints, written only where a later request reads -------------
     if explicit:
@@ -435,3 +439,43 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     if marked:
         out = strip_deep(out)
     return ctx.finish(body, out, notes, chars=chars, added=frozenset(added), family=fkey)
+
+
+def _shard(
+    ctx: Ctx,
+    out: dict[str, Any],
+    body: dict[str, Any],
+    items: list[Any],
+    n_head: int,
+    fkey: str,
+    notes: list[str],
+) -> None:
+    """Above OpenAI's per-prefix-and-key rate, send this request under a derived key."""
+    key = out.get("prompt_cache_key")
+    opts = ctx.openai
+    if not isinstance(key, str) or not key or opts.routing_limit_per_minute is None:
+        return
+    ours = "prompt_cache_key" not in body and opts.prompt_cache_key is None
+    if not ours and (
+        not opts.shard_user_keys or ctx.state.is_rejected(ctx.info.base_url, "shard_user_keys")
+    ):
+        return
+
+    def conversation() -> tuple[int, bool] | None:
+        # A conversation is named by its first item after the system/developer head: that
+        # stays the same on every turn, and differs between conversations.
+        first = items[n_head] if n_head < len(items) else None
+        if first is None:
+            return None
+        try:
+            raw = orjson.dumps(first)
+        except TypeError:  # not JSON (an SDK object on the fast path): no conversation id
+            return None
+        return xxhash.xxh3_64_intdigest(raw), has_history_of(items)
+
+    shard = ctx.state.shard(
+        f"{fkey}\x00{key}", ctx.now, opts.routing_limit_per_minute, conversation
+    )
+    if shard:
+        out["prompt_cache_key"] = shard_key(key, shard)
+        notes.append(f"prompt_cache_key shard {shard}: family above the routing limit")

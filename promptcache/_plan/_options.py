@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from promptcache._api import RequestInfo
+from promptcache._errors import ConfigError
 
 __all__ = ["AnthropicOptions", "OpenAIOptions"]
 
@@ -56,6 +57,15 @@ class OpenAIOptions:
         explicit_breakpoints: On gpt-5.6+ place ``prompt_cache_breakpoint`` on content parts
             and send ``prompt_cache_options`` with ``mode="explicit"``, so only prefixes that
             will be read again are written (writes cost 1.25x there).
+        routing_limit_per_minute: OpenAI routes by prefix and ``prompt_cache_key``, and
+            "traffic above 15 requests per minute can lead to overflow routing" to machines
+            without the cache (https://developers.openai.com/docs/guides/prompt-caching). A
+            prompt family sent faster than this over the last minute is spread over derived
+            keys ``<key>-s1``, ``<key>-s2``, ... (the key itself stays shard 0), each below the
+            limit; a conversation keeps its shard. ``None``: never shard.
+        shard_user_keys: Also shard a ``prompt_cache_key`` the request carries (or that
+            ``prompt_cache_key`` above supplies). Derived keys extend the app's key, so two
+            tenants' keys are never merged; turn this off if the exact key must reach OpenAI.
 
     """
 
@@ -63,3 +73,15 @@ class OpenAIOptions:
     endpoint: Literal["auto", "openai", "compatible"] = "auto"
     compatible_accepts_cache_key: bool = False
     explicit_breakpoints: bool = True
+    routing_limit_per_minute: float | None = 15.0
+    shard_user_keys: bool = True
+
+    def __post_init__(self) -> None:
+        limit = self.routing_limit_per_minute
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0
+        ):
+            raise ConfigError(
+                "OpenAIOptions.routing_limit_per_minute must be a positive number of requests "
+                f"per minute, or None not to shard; got {limit!r}"
+            )

@@ -15,12 +15,14 @@ import os
 import threading
 import weakref
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import compress, count
 from operator import ne
 from typing import Final, Literal
 
 from promptcache._plan._endpoints import WithheldHints
+from promptcache._plan._routing import Route
 from promptcache._plan._tokens import Calibration
 
 __all__ = ["Family", "Match", "PlannerState"]
@@ -84,6 +86,7 @@ class PlannerState:
         self._rejected: dict[str, set[str]] = {}
         self._accepted: dict[str, set[str]] = {}
         self._withheld: OrderedDict[tuple[str, str, str], _Withheld] = OrderedDict()
+        self._routes: OrderedDict[str, Route] = OrderedDict()
         self.calibration = Calibration()
 
     # --- families ---------------------------------------------------------------------------
@@ -172,6 +175,29 @@ class PlannerState:
                 return False
             head.labels[label] = n = head.labels.get(label, 0) + 1
             return n >= LABEL_CONFIRMATIONS
+
+    # --- OpenAI routing: shards of a family's prompt_cache_key (see _routing) ---------------
+    def shard(
+        self,
+        route: str,
+        now: float,
+        limit: float,
+        conversation: Callable[[], tuple[int, bool] | None],
+    ) -> int:
+        """Count a request of ``route`` (family and key) and return the shard it goes to.
+
+        ``conversation`` is called only when the family is sharded.
+        """
+        with self._lock:
+            r = self._routes.get(route)
+            if r is None:
+                r = self._routes[route] = Route()
+                if len(self._routes) > MAX_FAMILIES:
+                    self._routes.popitem(last=False)
+            else:
+                self._routes.move_to_end(route)
+            n = r.size(now, limit)
+            return r.assign(now, limit, conversation() if n > 1 else None)
 
     # --- endpoint capabilities -------------------------------------------------------------
     def is_rejected(self, base_url: str, param: str) -> bool:

@@ -24,7 +24,7 @@ from promptcache.testing._models import anthropic_minimum, openai_has_explicit_c
 from promptcache.testing._server import Emulator
 from promptcache.testing._strict import StrictServer, StrictStyle
 from promptcache.testing._tokens import tokens_for_bytes
-from promptcache.testing._types import Fault, FaultKind, LatencyModel, ServedCall
+from promptcache.testing._types import Fault, FaultKind, LatencyModel, OpenAISettings, ServedCall
 
 __all__ = [
     "Clock",
@@ -33,6 +33,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "LatencyModel",
+    "OpenAISettings",
     "ServedCall",
     "StrictServer",
     "StrictStyle",

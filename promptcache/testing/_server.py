@@ -25,8 +25,9 @@ from promptcache.testing._clock import Clock, SystemClock
 from promptcache.testing._outcome import Outcome
 from promptcache.testing._redirect import AsyncRedirectTransport, RedirectTransport
 from promptcache.testing._reply import ApiError, fresh_id
+from promptcache.testing._routing import Router
 from promptcache.testing._strict import StrictServer, StrictStyle, refusal
-from promptcache.testing._types import Fault, FaultKind, LatencyModel, ServedCall
+from promptcache.testing._types import Fault, FaultKind, LatencyModel, OpenAISettings, ServedCall
 
 __all__ = ["Emulator"]
 
@@ -325,6 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fault=fault.kind if fault else None,
                 handling_ms=handling_ms,
                 ttft_s=ttft,
+                machine=outcome.machine,
             )
         )
         self._reply(provider, outcome, fault, latency, handling_ms)
@@ -494,6 +496,8 @@ class Emulator:
         strict: Refuse request fields an OpenAI-compatible server would not know, with that
             server's error body: a :class:`StrictServer`, or just its style (``"pydantic"``,
             ``"openai"``, ``"vllm"``, ``"litellm"``, ``"tgi"``). Settable later as ``emu.strict``.
+        openai: :class:`OpenAISettings`: overflow routing above 15 requests a minute per prefix
+            and key, ``in_memory`` lifetime, Zero Data Retention default retention.
 
     """
 
@@ -506,6 +510,7 @@ class Emulator:
         latency: LatencyModel | None = None,
         record_bodies: bool = True,
         strict: StrictServer | StrictStyle | None = None,
+        openai: OpenAISettings | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -513,7 +518,12 @@ class Emulator:
         self.latency = latency
         self.record_bodies = record_bodies
         self.strict: StrictServer | StrictStyle | None = strict
-        self._store = PrefixStore()
+        self.openai = openai if openai is not None else OpenAISettings()
+        self._store = PrefixStore(
+            lifetimes={"in_memory": self.openai.in_memory_idle_s},
+            caps={"in_memory": self.openai.in_memory_max_s},
+        )
+        self._router = Router(self.openai)
         self._history: dict[str, list[Any]] = {}
         self._fingerprints: dict[str, Fingerprint] = {}
         self._calls: list[ServedCall] = []
@@ -646,6 +656,7 @@ class Emulator:
             self._faults.clear()
         with self._engine_lock:
             self._store.clear()
+            self._router.clear()
             self._history.clear()
             self._fingerprints.clear()
 
@@ -718,9 +729,11 @@ class Emulator:
 
     def _serve(self, api: str, body: Any, now: float) -> Outcome:
         if api == "openai.chat":
-            return _openai.chat_completions(body, self._store, now)
+            return _openai.chat_completions(body, self._store, now, self._router)
         if api == "openai.responses":
-            return _openai.responses(body, self._store, now, self._history, self._fingerprints)
+            return _openai.responses(
+                body, self._store, now, self._history, self._fingerprints, self._router
+            )
         if api == "openai.input_tokens":
             return _openai.input_tokens(body)
         if api == "anthropic.messages":

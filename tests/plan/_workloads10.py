@@ -33,11 +33,45 @@ from promptcache.testing import Emulator, FakeClock, anthropic_minimum
 
 __all__ = ["WORKLOADS", "Figures", "run"]
 
-_WORDS = (
-    "cache prefix token model answer question context policy system window budget write read "
-    "latency request reply document chapter section river mountain garden engine signal matrix "
-    "vector planet harbor lantern meadow orbit canyon summit archive ledger theory method"
-).split()
+_WORDS = [
+    "cache",
+    "prefix",
+    "token",
+    "model",
+    "answer",
+    "question",
+    "context",
+    "policy",
+    "system",
+    "window",
+    "budget",
+    "write",
+    "read",
+    "latency",
+    "request",
+    "reply",
+    "document",
+    "chapter",
+    "section",
+    "river",
+    "mountain",
+    "garden",
+    "engine",
+    "signal",
+    "matrix",
+    "vector",
+    "planet",
+    "harbor",
+    "lantern",
+    "meadow",
+    "orbit",
+    "canyon",
+    "summit",
+    "archive",
+    "ledger",
+    "theory",
+    "method",
+]
 
 OPENAI_MODEL = "gpt-6.1-sol"
 
@@ -215,16 +249,24 @@ class Figures:
 
 def _boundaries(provider: str, body: dict[str, Any]) -> list[tuple[bytes, int]]:
     """(prefix digest, tokens) at every content boundary of ``body`` as the emulator sees it."""
-    if provider == "openai":
-        from promptcache.testing._openai import _response_items, _responses_prompt
-
-        p = _responses_prompt(body, _response_items(body), True)
-    else:
+    if provider != "openai":
         from promptcache.testing._anthropic import _prompt
 
-        p = _prompt(body).r  # type: ignore[assignment]
-        return [(b.digest, b.tokens) for b in p.blocks]  # type: ignore[attr-defined]
-    return [(b.digest, b.tokens) for b in p.r.blocks]
+        return [(b.digest, b.tokens) for b in _prompt(body).r.blocks]
+    from promptcache.testing._openai import _response_items, _responses_prompt
+
+    items = _response_items(body)
+    p = _responses_prompt(body, items, True)
+    # Responses breakpoints sit on input parts only: an assistant message (output_text parts)
+    # cannot end a written prefix, so its boundaries are not reachable.
+    ends = p.message_ends[1:] if body.get("instructions") else p.message_ends
+    barred: set[int] = set()
+    start = p.message_ends[0] if body.get("instructions") else -1
+    for item, end in zip(items, ends, strict=True):
+        if isinstance(item, dict) and item.get("role") == "assistant":
+            barred.update(range(start + 1, end + 1))
+        start = end
+    return [(b.digest, b.tokens) for k, b in enumerate(p.r.blocks) if k not in barred]
 
 
 def _reachable(

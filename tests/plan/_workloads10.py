@@ -235,11 +235,23 @@ class Figures:
     bodies: list[dict[str, Any]]
     reads: list[int]
     writes: list[int]
+    provider: str = "openai"
 
     @property
     def read_share(self) -> float:
         """Share of input tokens read from the cache."""
         return self.read / self.input_tokens if self.input_tokens else 0.0
+
+    @property
+    def cost_ratio(self) -> float:
+        """Input cost relative to no caching, at the planning multipliers.
+
+        Reads at 0.05x (gpt-6.1-sol) or 0.1x (the Claude models here), writes at 1.25x.
+        """
+        read = 0.05 if self.provider == "openai" else 0.1
+        plain = self.input_tokens - self.read - self.write
+        paid = plain + read * self.read + 1.25 * self.write
+        return paid / self.input_tokens if self.input_tokens else 1.0
 
     @property
     def of_optimum(self) -> float:
@@ -351,13 +363,17 @@ def run(name: str, mode: str, tmp: Path | None = None) -> Figures:
             bodies=bodies,
             reads=reads,
             writes=writes,
+            provider=provider,
         )
 
 
 def main(argv: list[str]) -> int:
     """Print a table of read share, reads relative to the reachable optimum, and writes."""
-    print("| workload | mode | read share | read / reachable | written | written, never read |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        "| workload | mode | read share | read / reachable | input cost / uncached "
+        "| written | written, never read |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in WORKLOADS:
         if argv and not any(a in name for a in argv):
             continue
@@ -365,7 +381,7 @@ def main(argv: list[str]) -> int:
             f = run(name, mode)
             print(
                 f"| {name} | {mode} | {f.read_share:.1%} | {f.of_optimum:.3f} | "
-                f"{f.write:,} | {f.wasted_write:,} |",
+                f"{f.cost_ratio:.2f} | {f.write:,} | {f.wasted_write:,} |",
                 flush=True,
             )
     return 0

@@ -1,0 +1,162 @@
+"""Issue 10 (a): a long static ``instructions`` string on the Responses API, gpt-5.6+.
+
+Breakpoints live on input content parts, so ``instructions`` can never end a cached prefix.
+In ``auto`` the planner sends the same text as a leading developer message (a part that holds
+the breakpoint); in ``safe`` it leaves ``instructions`` alone and writes nothing that no later
+call reads after the family's first call. Figures are the emulator's ground truth.
+
+Before this change (commit 84436d8), on the "doc in instructions" workload (a 20k-token
+document as ``instructions``, 12 different questions): auto and safe read 0 tokens; bare wrote
+240,756 tokens (every call, implicit mode), safe and auto 20,063 (the first call), none read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+import promptcache
+from promptcache._plan import OpenAIOptions
+from promptcache.testing import Emulator, FakeClock
+from tests.plan._workloads10 import run
+
+DOC = "Answer from the handbook only.\n" + "The handbook says: keep every promise. " * 600
+SHORT = "Be brief."
+
+
+@pytest.fixture()
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture()
+def emu(clock: FakeClock) -> Iterator[Emulator]:
+    with Emulator(clock=clock) as e:
+        yield e
+
+
+def wrapped(emu: Emulator, clock: FakeClock, tmp: Path, mode: str) -> tuple[Any, Any]:
+    pc = promptcache.PromptCache(
+        directory=tmp / mode,
+        response_cache=False,
+        restructure=mode,  # type: ignore[arg-type]
+        clock=clock.now,
+        openai=OpenAIOptions(endpoint="openai"),
+    )
+    raw = openai.OpenAI(base_url=emu.openai_base_url, api_key="x", max_retries=0)
+    return pc, pc.wrap(raw)
+
+
+def test_auto_reads_the_instructions_after_the_first_call(tmp_path: Path) -> None:
+    f = run("doc in instructions", "auto", tmp_path)
+    # Every call after the first reads the whole document; only the first call writes.
+    assert f.reads[0] == 0 and min(f.reads[1:]) >= 20_000
+    assert f.writes[1:] == [0] * 11
+    assert f.of_optimum >= 0.999
+    first = f.bodies[0]
+    assert "instructions" not in first
+    lead = first["input"][0]
+    assert lead["role"] == "developer" and lead["content"][0]["text"].startswith("Answer from")
+    assert "prompt_cache_breakpoint" in lead["content"][0]
+    assert first["input"][1] == {"role": "user", "content": first["input"][1]["content"]}
+
+
+def test_safe_keeps_instructions_and_pays_one_write_where_bare_pays_every_call(
+    tmp_path: Path,
+) -> None:
+    safe = run("doc in instructions", "safe", tmp_path)
+    bare = run("doc in instructions", "bare", tmp_path)
+    assert all(b["instructions"].startswith("Answer from") for b in safe.bodies)
+    assert safe.read == 0  # nothing can be read without moving the text: safe does not move
+    # The first call of a family is written speculatively (a conversation would read it);
+    # after that no call writes what nothing reads. Bare (implicit mode) writes every call.
+    assert safe.writes[1:] == [0] * 11 and safe.writes[0] > 0
+    assert all(w > 20_000 for w in bare.writes)
+    assert safe.cost_ratio < 1.03 < 1.2 < bare.cost_ratio
+
+
+def test_the_model_sees_the_same_prompt_and_answers_the_same(
+    emu: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    raw = openai.OpenAI(base_url=emu.openai_base_url, api_key="x", max_retries=0)
+    pc, client = wrapped(emu, clock, tmp_path, "auto")
+    try:
+        bare = raw.responses.create(model="gpt-6.1-sol", instructions=DOC, input="Why?")
+        clock.advance(5)
+        moved = client.responses.create(model="gpt-6.1-sol", instructions=DOC, input="Why?")
+    finally:
+        pc.close()
+        raw.close()
+    sent = emu.calls[-1].request_body
+    assert sent is not None and "instructions" not in sent
+    # The emulator renders `instructions` as a developer message: the same tokens, the same
+    # answer. What differs is the echo: the response reports no instructions.
+    assert emu.calls[-1].input_tokens == emu.calls[0].input_tokens
+    assert moved.output_text == bare.output_text
+    assert bare.instructions == DOC and moved.instructions is None
+
+
+def test_chained_conversations_keep_their_instructions(
+    emu: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    pc, client = wrapped(emu, clock, tmp_path, "auto")
+    try:
+        first = client.responses.create(model="gpt-6.1-sol", instructions=DOC, input="Start.")
+        clock.advance(10)
+        client.responses.create(
+            model="gpt-6.1-sol", instructions=DOC, input="Next.", previous_response_id=first.id
+        )
+        clock.advance(10)
+        # A new conversation of an app seen chaining: the server would store a moved copy in
+        # the history of every later turn, so the text stays in `instructions`.
+        client.responses.create(model="gpt-6.1-sol", instructions=DOC, input="Again.")
+        clock.advance(10)
+        # ... unless the response is not stored, so it cannot be chained.
+        client.responses.create(model="gpt-6.1-sol", instructions=DOC, input="x", store=False)
+    finally:
+        pc.close()
+    bodies = [c.request_body or {} for c in emu.calls]
+    assert [c.status for c in emu.calls] == [200] * 4
+    # The very first call of the process could not know the app chains (documented trade-off).
+    assert "instructions" not in bodies[0]
+    assert bodies[1]["instructions"] == DOC and bodies[2]["instructions"] == DOC
+    assert "instructions" not in bodies[3]
+
+
+@pytest.mark.parametrize(
+    ("model", "instructions", "mode"),
+    [
+        ("gpt-5.5", DOC, "auto"),  # implicit caching reads instructions as they are
+        ("gpt-6.1-sol", SHORT, "auto"),  # below the minimum: nothing to gain
+        ("gpt-6.1-sol", DOC, "safe"),  # safe never changes what the model reads
+    ],
+)
+def test_instructions_stay_where_moving_gains_nothing_or_is_not_allowed(
+    emu: Emulator, clock: FakeClock, tmp_path: Path, model: str, instructions: str, mode: str
+) -> None:
+    pc, client = wrapped(emu, clock, tmp_path, mode)
+    try:
+        client.responses.create(model=model, instructions=instructions, input="Hello.")
+    finally:
+        pc.close()
+    sent = emu.calls[-1].request_body
+    assert sent is not None and sent["instructions"] == instructions
+    items = sent["input"]
+    text = items if isinstance(items, str) else items[0]["content"]
+    assert (text if isinstance(text, str) else text[0]["text"]) == "Hello."
+
+
+def test_a_stored_prompt_template_keeps_its_instructions(
+    emu: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    from promptcache._api import Api, RequestInfo
+    from promptcache._plan import DefaultPlanner
+
+    info = RequestInfo(Api.OPENAI_RESPONSES, "https://api.openai.com/v1", "gpt-6.1-sol", "t", False)
+    body = {"model": "gpt-6.1-sol", "instructions": DOC, "input": "q", "prompt": {"id": "pmpt_1"}}
+    out = DefaultPlanner("auto").rewrite(info, body).body
+    assert out["instructions"] == DOC

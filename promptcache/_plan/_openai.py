@@ -188,6 +188,9 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             auto
             and explicit
             and "prompt" not in body  # a stored prompt template brings its own messages
+            # truncation="auto" drops input items from the start when the context overflows;
+            # instructions are never dropped, so the text must not become an input item.
+            and body.get("truncation") != "auto"
             and (body.get("store") is False or not chained)
             and len(kept)
             >= openai_min_tokens(ctx.info.model) * ctx.state.calibration.ratio(ctx.info.model)[0]

@@ -150,13 +150,22 @@ def test_instructions_stay_where_moving_gains_nothing_or_is_not_allowed(
     assert (text if isinstance(text, str) else text[0]["text"]) == "Hello."
 
 
-def test_a_stored_prompt_template_keeps_its_instructions(
-    emu: Emulator, clock: FakeClock, tmp_path: Path
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"prompt": {"id": "pmpt_1"}},  # a stored prompt template brings its own messages
+        {"truncation": "auto"},  # input items may be dropped from the start, instructions not
+        {"conversation": "conv_1"},  # the conversation object would keep the moved copy
+    ],
+)
+def test_instructions_stay_where_an_input_item_would_mean_something_else(
+    extra: dict[str, Any],
 ) -> None:
     from promptcache._api import Api, RequestInfo
     from promptcache._plan import DefaultPlanner
 
     info = RequestInfo(Api.OPENAI_RESPONSES, "https://api.openai.com/v1", "gpt-6.1-sol", "t", False)
-    body = {"model": "gpt-6.1-sol", "instructions": DOC, "input": "q", "prompt": {"id": "pmpt_1"}}
+    body = {"model": "gpt-6.1-sol", "instructions": DOC, "input": "q", **extra}
     out = DefaultPlanner("auto").rewrite(info, body).body
     assert out["instructions"] == DOC
+    assert all(i.get("role") != "developer" for i in out["input"] if isinstance(i, dict))

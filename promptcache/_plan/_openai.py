@@ -191,7 +191,17 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             # truncation="auto" drops input items from the start when the context overflows;
             # instructions are never dropped, so the text must not become an input item.
             and body.get("truncation") != "auto"
-            and (body.get("store") is False or not chained)
+            # A stored response can be chained: its input items (the moved text with them)
+            # would be carried into every later turn, its instructions not. So only where the
+            # response cannot be chained, or where the app keeps its own history (sends it
+            # inline) or says it never chains — and it has not been seen chaining.
+            and (
+                body.get("store") is False
+                or (
+                    not chained
+                    and (has_history_of(items) or ctx.openai.chained_responses == "never")
+                )
+            )
             and len(kept)
             >= openai_min_tokens(ctx.info.model) * ctx.state.calibration.ratio(ctx.info.model)[0]
         ):
@@ -199,9 +209,8 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             # long `instructions` string can never end a cached prefix. The same text as a
             # leading developer message can (`instructions` is "a system (or developer)
             # message inserted into the model's context", openai 3.51 response_create_params).
-            # Not when the response is chained: the server keeps input items for the next turn
-            # but not instructions, so the text would stay in the stored history. Always sent
-            # as a part list, so the item's bytes do not change when a breakpoint comes or goes.
+            # Always sent as a part list, so the item's bytes do not change when a breakpoint
+            # comes or goes.
             out.pop("instructions", None)
             lead = {"role": "developer", "content": [{"type": "input_text", "text": kept}]}
         elif kept != instructions:
@@ -337,6 +346,12 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             pos.append(pos_of(out["instructions"], cacheable=False, section="system"))
             where.append((-1, -1))
         for mi, item in enumerate(items):
+            if mi == 0 and lead is not None:
+                # Hashed as the `instructions` string it carries, so that calls of the family
+                # that sent the text as `instructions` (before moving it was allowed) match.
+                pos.append(pos_of(lead["content"][0]["text"], cacheable=True, section="system"))
+                where.append((0, 0))
+                continue
             if not isinstance(item, dict):
                 pos.append(pos_of(item, cacheable=False, section="messages", msg=mi))
                 where.append((mi, -1))
@@ -397,8 +412,16 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         user_opts = body.get("prompt_cache_options")
         user_mode = user_opts.get("mode") if isinstance(user_opts, dict) else None
         gaps, _, grown = ctx.state.snapshot(fkey)
-        conversation = match.grew_from > 0 or (
-            not match.stale and not match.diverging and (has_history_of(items) or grown)
+        # A request chained to a stored response (previous_response_id, conversation) extends
+        # it by definition, and the next turn extends this one: its end is where that turn
+        # reads. The planner does not see the stored history, so growth cannot be observed.
+        chained_now = responses and (
+            body.get("previous_response_id") is not None or body.get("conversation") is not None
+        )
+        conversation = (
+            chained_now
+            or match.grew_from > 0
+            or (not match.stale and not match.diverging and (has_history_of(items) or grown))
         )
         stable = [i for i, p in enumerate(pos) if not p.dynamic]
         # A growing conversation that ends in tool output: a breakpoint on a function_call_output

@@ -48,6 +48,14 @@ class OpenAIOptions:
         explicit_breakpoints: On gpt-5.6+ place ``prompt_cache_breakpoint`` on content parts
             and send ``prompt_cache_options`` with ``mode="explicit"``, so only prefixes that
             will be read again are written (writes cost 1.25x there).
+        chained_responses: Whether the app may chain Responses requests to responses it sent
+            (``previous_response_id``, a ``conversation``). In ``restructure="auto"`` long
+            ``instructions`` on gpt-5.6+ travel as a leading developer input item so they can
+            be cached; a stored response keeps its input items for a chained follow-up but not
+            its instructions, so under ``"auto"`` that is done only where the response cannot
+            be chained (``store=False``, or the history is sent inline). ``"never"`` declares
+            that the app never chains, so stored responses get it too.
+            https://developers.openai.com/api/docs/guides/conversation-state
 
     """
 
@@ -55,3 +63,4 @@ class OpenAIOptions:
     endpoint: Literal["auto", "openai", "compatible"] = "auto"
     compatible_accepts_cache_key: bool = False
     explicit_breakpoints: bool = True
+    chained_responses: Literal["auto", "never"] = "auto"

@@ -100,6 +100,11 @@ def doc_in_instructions(seed: int = 1) -> list[Call]:
     ]
 
 
+def doc_in_instructions_unstored(seed: int = 1) -> list[Call]:
+    """The same with ``store=False``: no response can be chained."""
+    return [{**c, "store": False} for c in doc_in_instructions(seed)]
+
+
 def few_shot_items(seed: int = 2) -> list[Call]:
     """Few-shot examples as user/assistant input items, then a different question each call."""
     rng = random.Random(seed)
@@ -192,6 +197,17 @@ def chat_instructions(seed: int = 5) -> list[Call]:
     return calls
 
 
+def chained_chat(seed: int = 7) -> list[Call]:
+    """A conversation chained with ``previous_response_id``: instructions resent every turn."""
+    rng = random.Random(seed)
+    instructions = "You are a patient tutor. " + text(rng, 3000)
+    return [
+        {"instructions": instructions, "input": f"Turn {k}: {text(rng, 60)}", "_gap": 40.0}
+        | ({"_chain": True} if k else {})
+        for k in range(8)
+    ]
+
+
 def many_shot_messages(seed: int = 6) -> list[Call]:
     """Anthropic: a short system prompt, 40 example turns as messages, a new question each call."""
     rng = random.Random(seed)
@@ -214,10 +230,12 @@ def many_shot_messages(seed: int = 6) -> list[Call]:
 # name -> (provider, workload)
 WORKLOADS: dict[str, tuple[str, Callable[[], list[Call]]]] = {
     "doc in instructions": ("openai", doc_in_instructions),
+    "doc in instructions, store=False": ("openai", doc_in_instructions_unstored),
     "few-shot items": ("openai", few_shot_items),
     "fan-out, document part": ("openai", fan_out_parts),
     "agent, tool outputs": ("openai", agent_tool_outputs),
     "chat, instructions": ("openai", chat_instructions),
+    "chat, previous_response_id": ("openai", chained_chat),
     "many-shot messages (sonnet-4-5)": ("anthropic:claude-sonnet-4-5", many_shot_messages),
     "many-shot messages (opus-5)": ("anthropic:claude-opus-5", many_shot_messages),
 }
@@ -256,6 +274,8 @@ class Figures:
     @property
     def of_optimum(self) -> float:
         """Reads relative to the reachable reads (1.0 = the optimum)."""
+        if self.reachable < 0:
+            return float("nan")
         return self.read / self.reachable if self.reachable else 1.0
 
 
@@ -302,7 +322,9 @@ def _reachable(
     return best_total, reads
 
 
-def run(name: str, mode: str, tmp: Path | None = None) -> Figures:
+def run(
+    name: str, mode: str, tmp: Path | None = None, options: OpenAIOptions | None = None
+) -> Figures:
     """Run one workload in ``mode`` ("bare", "off", "safe" or "auto")."""
     spec, make = WORKLOADS[name]
     provider, _, model = spec.partition(":")
@@ -324,18 +346,21 @@ def run(name: str, mode: str, tmp: Path | None = None) -> Figures:
                 directory=tmp / f"{mode}-{abs(hash(name))}",
                 response_cache=False,
                 restructure=mode,  # type: ignore[arg-type]
-                openai=OpenAIOptions(endpoint="openai"),
+                openai=options or OpenAIOptions(endpoint="openai"),
                 clock=clock.now,
             )
             client = pc.wrap(client)
         times: list[float] = []
+        prev: str | None = None
         try:
             for c in calls:
-                kw = {k: v for k, v in c.items() if k != "_gap"}
+                kw = {k: v for k, v in c.items() if not k.startswith("_")}
+                if c.get("_chain"):
+                    kw["previous_response_id"] = prev
                 clock.advance(c["_gap"])
                 times.append(clock.now())
                 if provider == "openai":
-                    client.responses.create(model=model, **kw)
+                    prev = client.responses.create(model=model, **kw).id
                 else:
                     client.messages.create(model=model, **kw)
         finally:
@@ -344,7 +369,10 @@ def run(name: str, mode: str, tmp: Path | None = None) -> Figures:
         served = [c for c in emu.calls if c.status == 200]
         assert len(served) == len(calls), [c.status for c in emu.calls]
         bodies = [c.request_body or {} for c in served]
-        reachable, _ = _reachable(provider, model, bodies, times)
+        # A chained request does not carry its history: the bound cannot be computed from the
+        # bodies (-1). Bare calls (implicit mode writes every end) read all a chain can.
+        chained = any(c.get("_chain") for c in calls)
+        reachable = -1 if chained else _reachable(provider, model, bodies, times)[0]
         reads = [c.cache_read_tokens for c in served]
         writes = [c.cache_write_tokens for c in served]
         # Wasted writes: what a call wrote beyond its read, minus what later calls read of it

@@ -52,7 +52,7 @@ def wrapped(emu: Emulator, clock: FakeClock, tmp: Path, mode: str) -> tuple[Any,
 
 
 def test_auto_reads_the_instructions_after_the_first_call(tmp_path: Path) -> None:
-    f = run("doc in instructions", "auto", tmp_path)
+    f = run("doc in instructions, store=False", "auto", tmp_path)
     # Every call after the first reads the whole document; only the first call writes.
     assert f.reads[0] == 0 and min(f.reads[1:]) >= 20_000
     assert f.writes[1:] == [0] * 11
@@ -63,6 +63,30 @@ def test_auto_reads_the_instructions_after_the_first_call(tmp_path: Path) -> Non
     assert lead["role"] == "developer" and lead["content"][0]["text"].startswith("Answer from")
     assert "prompt_cache_breakpoint" in lead["content"][0]
     assert first["input"][1] == {"role": "user", "content": first["input"][1]["content"]}
+
+
+def test_stored_responses_move_only_when_the_app_says_it_never_chains(tmp_path: Path) -> None:
+    # store left on: the response could be chained, and a chained turn would carry the moved
+    # text in its history. So the instructions stay, as in safe mode ...
+    stored = run("doc in instructions", "auto", tmp_path)
+    assert all("instructions" in b for b in stored.bodies) and stored.read == 0
+    assert stored.writes[1:] == [0] * 11
+    # ... unless the app declares it never chains.
+    never = OpenAIOptions(endpoint="openai", chained_responses="never")
+    declared = run("doc in instructions", "auto", tmp_path, never)
+    assert all("instructions" not in b for b in declared.bodies)
+    assert min(declared.reads[1:]) >= 20_000 and declared.of_optimum >= 0.999
+
+
+def test_a_chained_conversation_reads_every_earlier_turn(tmp_path: Path) -> None:
+    # Before: every turn read only what the first call wrote (78.0% of the input).
+    bare = run("chat, previous_response_id", "bare", tmp_path)
+    for mode in ("safe", "auto"):
+        f = run("chat, previous_response_id", mode, tmp_path)
+        assert f.reads == bare.reads  # implicit caching's every-end write is the optimum here
+        assert all(b > a for a, b in zip(f.reads[1:], f.reads[2:], strict=False))
+        assert all(body["instructions"].startswith("You are") for body in f.bodies)
+        assert f.write == bare.write
 
 
 def test_safe_keeps_instructions_and_pays_one_write_where_bare_pays_every_call(
@@ -85,9 +109,10 @@ def test_the_model_sees_the_same_prompt_and_answers_the_same(
     raw = openai.OpenAI(base_url=emu.openai_base_url, api_key="x", max_retries=0)
     pc, client = wrapped(emu, clock, tmp_path, "auto")
     try:
-        bare = raw.responses.create(model="gpt-6.1-sol", instructions=DOC, input="Why?")
+        kw: dict[str, Any] = {"instructions": DOC, "input": "Why?", "store": False}
+        bare = raw.responses.create(model="gpt-6.1-sol", **kw)
         clock.advance(5)
-        moved = client.responses.create(model="gpt-6.1-sol", instructions=DOC, input="Why?")
+        moved = client.responses.create(model="gpt-6.1-sol", **kw)
     finally:
         pc.close()
         raw.close()
@@ -100,31 +125,39 @@ def test_the_model_sees_the_same_prompt_and_answers_the_same(
     assert bare.instructions == DOC and moved.instructions is None
 
 
-def test_chained_conversations_keep_their_instructions(
+def test_instructions_move_only_where_no_stored_history_can_carry_them(
     emu: Emulator, clock: FakeClock, tmp_path: Path
 ) -> None:
+    history = [
+        {"role": "user", "content": "Start."},
+        {"role": "assistant", "content": "Started."},
+        {"role": "user", "content": "Go on."},
+    ]
     pc, client = wrapped(emu, clock, tmp_path, "auto")
     try:
-        first = client.responses.create(model="gpt-6.1-sol", instructions=DOC, input="Start.")
-        clock.advance(10)
-        client.responses.create(
-            model="gpt-6.1-sol", instructions=DOC, input="Next.", previous_response_id=first.id
-        )
-        clock.advance(10)
-        # A new conversation of an app seen chaining: the server would store a moved copy in
-        # the history of every later turn, so the text stays in `instructions`.
-        client.responses.create(model="gpt-6.1-sol", instructions=DOC, input="Again.")
-        clock.advance(10)
-        # ... unless the response is not stored, so it cannot be chained.
-        client.responses.create(model="gpt-6.1-sol", instructions=DOC, input="x", store=False)
+
+        def send(**kw: Any) -> str:
+            clock.advance(10)
+            return str(client.responses.create(model="gpt-6.1-sol", instructions=DOC, **kw).id)
+
+        send(input=history)  # 0: history inline, the app keeps its own state: moved
+        first = send(input="Start.")  # 1: stored, could be chained: stays
+        send(input="Next.", previous_response_id=first)  # 2: chained: stays
+        send(input=history)  # 3: this app chains: inline history is no proof any more
+        send(input="x", store=False)  # 4: cannot be chained: moved
     finally:
         pc.close()
     bodies = [c.request_body or {} for c in emu.calls]
-    assert [c.status for c in emu.calls] == [200] * 4
-    # The very first call of the process could not know the app chains (documented trade-off).
-    assert "instructions" not in bodies[0]
-    assert bodies[1]["instructions"] == DOC and bodies[2]["instructions"] == DOC
-    assert "instructions" not in bodies[3]
+    assert [c.status for c in emu.calls] == [200] * 5
+    assert ["instructions" in b for b in bodies] == [False, True, True, True, False]
+    # Where moved, the same text leads the input, once, and nothing else changed in it.
+    assert bodies[0]["input"][0]["content"][0]["text"] == DOC
+    texts = [
+        c if isinstance(c, str) else c[0]["text"]
+        for c in (i["content"] for i in bodies[0]["input"][1:])
+    ]
+    assert texts == ["Start.", "Started.", "Go on."]
+    assert str(bodies[0]).count("keep every promise") == DOC.count("keep every promise")
 
 
 @pytest.mark.parametrize(

@@ -231,10 +231,18 @@ def test_gpt_56_gets_explicit_breakpoints_and_options_never_retention() -> None:
 
 
 def test_responses_instructions_volatile_line_moves_to_a_trailing_developer_item() -> None:
-    body = {"model": "gpt-6.1-sol", "instructions": "Date: 2026-11-28\n" + LONG, "input": "hello"}
+    body: dict[str, Any] = {
+        "model": "gpt-6.1-sol",
+        "instructions": "Date: 2026-11-28\n" + LONG,
+        "input": "hello",
+    }
+    stored = DefaultPlanner("auto").rewrite(oai("gpt-6.1-sol", api=Api.OPENAI_RESPONSES), body)
+    assert stored.body["instructions"] == LONG  # a stored response may be chained: kept
+    assert stored.body["input"][-1] == {"role": "developer", "content": "Date: 2026-11-28\n"}
+    body["store"] = False
     rw = DefaultPlanner("auto").rewrite(oai("gpt-6.1-sol", api=Api.OPENAI_RESPONSES), body)
-    # gpt-5.6+: the kept instructions lead the input as a developer message that can carry
-    # the breakpoint; the date follows everything cached.
+    # gpt-5.6+, not stored: the kept instructions lead the input as a developer message that
+    # can carry the breakpoint; the date follows everything cached.
     assert "instructions" not in rw.body
     assert rw.body["input"][0]["role"] == "developer"
     assert rw.body["input"][0]["content"][0]["text"] == LONG

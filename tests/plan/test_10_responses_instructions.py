@@ -202,3 +202,28 @@ def test_instructions_stay_where_an_input_item_would_mean_something_else(
     out = DefaultPlanner("auto").rewrite(info, body).body
     assert out["instructions"] == DOC
     assert all(i.get("role") != "developer" for i in out["input"] if isinstance(i, dict))
+
+
+def test_safe_stops_writing_when_the_instructions_change_every_call(
+    emu: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    # The app puts the time at the top of its instructions and safe mode does not move it:
+    # no prefix can ever be read, so after the first (speculative) call nothing is written.
+    # (Before: the second call wrote again, 5,875 + 5,888 tokens, none read.)
+    pc, client = wrapped(emu, clock, tmp_path, "safe")
+    items: list[dict[str, Any]] = []
+    try:
+        for turn in range(6):
+            items.append({"role": "user", "content": f"Question {turn}?"})
+            client.responses.create(
+                model="gpt-6.1-sol",
+                instructions=f"Now: 2026-11-28T10:{turn:02d}:00Z\n" + DOC,
+                input=list(items),
+            )
+            items.append({"role": "assistant", "content": f"Answer {turn}."})
+            clock.advance(60)
+    finally:
+        pc.close()
+    assert [c.cache_read_tokens for c in emu.calls] == [0] * 6
+    writes = [c.cache_write_tokens for c in emu.calls]
+    assert writes[0] > 0 and writes[1:] == [0] * 5

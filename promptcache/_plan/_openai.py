@@ -460,14 +460,11 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         # A string item that once went out as a part list (to carry a breakpoint) stays a part
         # list: the breakpoint moves on next turn, and turning the item back into a string
         # would change the bytes of a prefix that was written with it.
-        listed = ctx.state.listed(fkey)
+        strings = [i for i, (_, bi) in enumerate(where) if bi < 0 and pos[i].cacheable]
+        listed = ctx.state.listed(fkey, (pos[i].digest for i in strings))
         at: dict[int, Breakpoint | None] = {b.index: b for b in bps}
         if listed:
-            at.update(
-                (i, None)
-                for i, (_, bi) in enumerate(where)
-                if bi < 0 and i not in at and pos[i].cacheable and pos[i].digest in listed
-            )
+            at.update((i, None) for i in strings if i not in at and pos[i].digest in listed)
         new_listed: set[int] = set()
         for idx in sorted(at):
             b = at[idx]

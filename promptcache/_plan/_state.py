@@ -15,6 +15,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import compress, count
 from operator import ne
@@ -151,11 +152,13 @@ class PlannerState:
                 return [], [], False
             return fam.gaps(), list(fam.growth_gaps), fam.grown
 
-    def listed(self, key: str) -> frozenset[int]:
-        """Digests of the family's items that were sent with string content as a part list."""
+    def listed(self, key: str, among: Iterable[int]) -> set[int]:
+        """Those of ``among`` (item digests) that went out with string content as a part list."""
         with self._lock:
             fam = self._families.get(key)
-            return frozenset(fam.listed) if fam is not None and fam.listed else frozenset()
+            if fam is None or not fam.listed:
+                return set()
+            return {d for d in among if d in fam.listed}
 
     def add_listed(self, key: str, digests: set[int]) -> None:
         """Remember items sent as a part list (bounded: the oldest are forgotten first)."""

@@ -112,7 +112,8 @@ def test_shape_memory_is_bounded() -> None:
     s = PlannerState()
     s.record("fam", (1, 2), 0.0)
     s.add_listed("fam", set(range(MAX_SHAPES + 10)))
-    kept = s.listed("fam")
-    assert len(kept) == MAX_SHAPES
+    kept = s.listed("fam", range(MAX_SHAPES + 10))
+    assert len(kept) == MAX_SHAPES and 0 not in kept  # the oldest went first
+    assert s.listed("fam", [MAX_SHAPES + 9, 10**9]) == {MAX_SHAPES + 9}
     s.add_listed("unknown family", {1})  # no family: nothing to remember, no error
-    assert s.listed("unknown family") == frozenset()
+    assert s.listed("unknown family", [1]) == set()

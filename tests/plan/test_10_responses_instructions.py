@@ -2,12 +2,16 @@
 
 Breakpoints live on input content parts, so ``instructions`` can never end a cached prefix.
 In ``auto`` the planner sends the same text as a leading developer message (a part that holds
-the breakpoint); in ``safe`` it leaves ``instructions`` alone and writes nothing that no later
-call reads after the family's first call. Figures are the emulator's ground truth.
+the breakpoint) where no stored history can carry the moved copy into a chained turn
+(``store=False``, history sent inline, or ``OpenAIOptions(chained_responses="never")``); in
+``safe`` it leaves ``instructions`` alone and writes nothing that no later call reads after the
+family's first call. Figures are the emulator's ground truth.
 
 Before this change (commit 84436d8), on the "doc in instructions" workload (a 20k-token
 document as ``instructions``, 12 different questions): auto and safe read 0 tokens; bare wrote
 240,756 tokens (every call, implicit mode), safe and auto 20,063 (the first call), none read.
+After: auto with ``store=False`` reads 91.4% of the input (1.000 of the reachable), input cost
+0.15 of uncached; a chained conversation reads 86.1% in every mode (before 78.0%).
 """
 
 from __future__ import annotations

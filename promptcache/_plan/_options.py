@@ -66,6 +66,14 @@ class OpenAIOptions:
         shard_user_keys: Also shard a ``prompt_cache_key`` the request carries (or that
             ``prompt_cache_key`` above supplies). Derived keys extend the app's key, so two
             tenants' keys are never merged; turn this off if the exact key must reach OpenAI.
+        chained_responses: Whether the app may chain Responses requests to responses it sent
+            (``previous_response_id``, a ``conversation``). In ``restructure="auto"`` long
+            ``instructions`` on gpt-5.6+ travel as a leading developer input item so they can
+            be cached; a stored response keeps its input items for a chained follow-up but not
+            its instructions, so under ``"auto"`` that is done only where the response cannot
+            be chained (``store=False``, or the history is sent inline). ``"never"`` declares
+            that the app never chains, so stored responses get it too.
+            https://developers.openai.com/api/docs/guides/conversation-state
 
     """
 
@@ -73,6 +81,7 @@ class OpenAIOptions:
     endpoint: Literal["auto", "openai", "compatible"] = "auto"
     compatible_accepts_cache_key: bool = False
     explicit_breakpoints: bool = True
+    chained_responses: Literal["auto", "never"] = "auto"
     routing_limit_per_minute: float | None = 15.0
     shard_user_keys: bool = True
 

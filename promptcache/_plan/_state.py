@@ -15,7 +15,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from itertools import compress, count
 from operator import ne
@@ -32,6 +32,7 @@ MAX_SEQS: Final = 8
 MAX_GAPS: Final = 16
 MAX_LABELS: Final = 32
 MAX_WITHHELD: Final = 256
+MAX_SHAPES: Final = 1024
 # A line must be seen changing twice before it counts as volatile: one change is as likely to
 # be a developer editing the prompt, and moving an edited line for good would be wrong.
 LABEL_CONFIRMATIONS: Final = 2
@@ -50,6 +51,10 @@ class Match:
     # The family's recent calls shared nothing with their predecessors: writing the end of a
     # request "for the next turn" has not been paying off.
     stale: bool = False
+    # The family has been seen before and no request of it has ever extended an earlier one
+    # (shared examples, a different question each time): the end of a request is not where
+    # the next one reads, however much history it carries.
+    diverging: bool = False
 
 
 @dataclass(slots=True)
@@ -68,6 +73,11 @@ class Family:
     labels: dict[str, int] = field(default_factory=dict)  # label -> times seen changing
     new_families: int = 0  # (heads only) families first seen under this coarse key
     recurring: int = 0  # (heads only) of which were seen a second time
+    # Digests of items whose string content (or tool output) went out as a list of parts, to
+    # carry a breakpoint: they keep that shape on every later call, so the bytes of an earlier
+    # turn never change when the breakpoint moves on (OpenAI renders the two shapes apart).
+    listed: OrderedDict[int, None] = field(default_factory=OrderedDict)
+    chained: bool = False  # (heads only) a request chained with previous_response_id was seen
 
     def gaps(self) -> list[float]:
         """Inter-arrival times of the family's calls, oldest first."""
@@ -125,6 +135,7 @@ class PlannerState:
             if grew_at is not None:
                 fam.grown = True
                 fam.growth_gaps.append(now - grew_at)
+            m.diverging = fam.calls > 0 and not fam.grown
             if fam.calls > 0:
                 # A shared prefix below the provider's minimum is no reuse: tools listed in a
                 # new order every call share a first tool by chance about half the time, and
@@ -146,6 +157,26 @@ class PlannerState:
                 return [], [], False
             return fam.gaps(), list(fam.growth_gaps), fam.grown
 
+    def listed(self, key: str, among: Iterable[int]) -> set[int]:
+        """Those of ``among`` (item digests) that went out with string content as a part list."""
+        with self._lock:
+            fam = self._families.get(key)
+            if fam is None or not fam.listed:
+                return set()
+            return {d for d in among if d in fam.listed}
+
+    def add_listed(self, key: str, digests: set[int]) -> None:
+        """Remember items sent as a part list (bounded: the oldest are forgotten first)."""
+        with self._lock:
+            fam = self._families.get(key)
+            if fam is None:
+                return
+            for d in digests:
+                fam.listed[d] = None
+                fam.listed.move_to_end(d)
+            while len(fam.listed) > MAX_SHAPES:
+                fam.listed.popitem(last=False)
+
     # --- heads: keyed coarsely (api, model, tenant, tools), because the family key itself is
     # computed from the head *after* volatile lines are removed, which needs these labels.
     def labels(self, coarse: str) -> frozenset[str]:
@@ -166,6 +197,19 @@ class PlannerState:
                     self._heads.popitem(last=False)
             old, head.head_text = head.head_text, text
             return old
+
+    def chains(self, coarse: str, *, now_chained: bool) -> bool:
+        """Whether requests under ``coarse`` chain with ``previous_response_id`` (sticky)."""
+        with self._lock:
+            head = self._heads.get(coarse)
+            if head is None:
+                if not now_chained:
+                    return False
+                head = self._heads[coarse] = Family()
+                if len(self._heads) > MAX_FAMILIES:
+                    self._heads.popitem(last=False)
+            head.chained = head.chained or now_chained
+            return head.chained
 
     def add_label(self, coarse: str, label: str) -> bool:
         """Count one observed change after ``label``; return whether it is now confirmed."""

@@ -237,11 +237,28 @@ def test_gpt_56_gets_explicit_breakpoints_and_options_never_retention() -> None:
 
 
 def test_responses_instructions_volatile_line_moves_to_a_trailing_developer_item() -> None:
-    body = {"model": "gpt-6.1-sol", "instructions": "Date: 2026-11-28\n" + LONG, "input": "hello"}
+    body: dict[str, Any] = {
+        "model": "gpt-6.1-sol",
+        "instructions": "Date: 2026-11-28\n" + LONG,
+        "input": "hello",
+    }
+    stored = DefaultPlanner("auto").rewrite(oai("gpt-6.1-sol", api=Api.OPENAI_RESPONSES), body)
+    assert stored.body["instructions"] == LONG  # a stored response may be chained: kept
+    assert stored.body["input"][-1] == {"role": "developer", "content": "Date: 2026-11-28\n"}
+    body["store"] = False
     rw = DefaultPlanner("auto").rewrite(oai("gpt-6.1-sol", api=Api.OPENAI_RESPONSES), body)
-    assert rw.body["instructions"] == LONG
+    # gpt-5.6+, not stored: the kept instructions lead the input as a developer message that
+    # can carry the breakpoint; the date follows everything cached.
+    assert "instructions" not in rw.body
+    assert rw.body["input"][0]["role"] == "developer"
+    assert rw.body["input"][0]["content"][0]["text"] == LONG
+    assert rw.body["input"][1]["role"] == "user"
     assert rw.body["input"][-1] == {"role": "developer", "content": "Date: 2026-11-28\n"}
-    assert rw.body["input"][0]["role"] == "user"
+    old = DefaultPlanner("auto").rewrite(
+        oai("gpt-5.5", api=Api.OPENAI_RESPONSES), {**body, "model": "gpt-5.5"}
+    )
+    assert old.body["instructions"] == LONG  # implicit caching reads instructions already
+    assert old.body["input"][-1] == {"role": "developer", "content": "Date: 2026-11-28\n"}
 
 
 def test_auto_sorts_tools_and_tool_arguments() -> None:
@@ -346,7 +363,9 @@ def test_families_whose_calls_share_nothing_stop_writing_their_end() -> None:
         }
         written.append(bool(breakpoints(p.rewrite(anth(), body).body)))
         clock.t += 10
-    assert written[:2] == [True, True] and written[3:] == [False, False]
+    # The first call writes speculatively; the second shares nothing and extends nothing, so
+    # the family is not a conversation (and soon stale): nothing more is written.
+    assert written == [True, False, False, False, False]
 
 
 def test_observe_calibrates_token_estimates() -> None:

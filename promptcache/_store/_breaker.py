@@ -120,7 +120,8 @@ class CircuitBreaker:
     (never timeouts: the caller leaves its timeout types out, builtin ``TimeoutError`` is
     never retried).
     Other exceptions (a server that answers with an error) pass through unchanged and do not
-    count. ``clock`` and ``sleep`` are injected for tests.
+    count. ``on_recover`` runs once each time the circuit closes after an outage. ``clock``
+    and ``sleep`` are injected for tests.
     """
 
     def __init__(
@@ -132,8 +133,10 @@ class CircuitBreaker:
         retryable: tuple[type[BaseException], ...],
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        on_recover: Callable[[], None] | None = None,
     ) -> None:
         self.policy = policy
+        self.on_recover = on_recover
         self.name = name
         self.unavailable = unavailable
         self.retryable = retryable
@@ -184,8 +187,7 @@ class CircuitBreaker:
                         raise StoreDown(f"{self.name} is skipped (circuit open)", warn=False)
                     self._probing = probe = True
         try:
-            # A probe tries once: it only asks whether the store is back.
-            result = self._retrying(fn) if idempotent and not probe else fn()
+            result = self._retrying(fn) if idempotent else fn()
         except self.unavailable as exc:
             raise self._failed(exc, probe) from exc
         except BaseException:
@@ -209,6 +211,11 @@ class CircuitBreaker:
                 self._warned = False  # the outage is over: the next one is news again
         if was_open:
             log.info("promptcache: the cache store %s answers again; using it", self.name)
+            if self.on_recover is not None:
+                try:
+                    self.on_recover()
+                except Exception as exc:  # best effort: the next call will tell
+                    log.info("promptcache: after %s came back: %r", self.name, exc)
 
     def _failed(self, exc: BaseException, probe: bool) -> StoreDown:
         with self._lock:

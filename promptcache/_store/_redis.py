@@ -216,6 +216,7 @@ class RedisStore:
         self.hits = 0
         self.misses = 0
         self._secret = secret
+        self._from_store = False  # a configured secret is never written to the store
         self._prefix: str | None = None if secret is None else self._prefix_for(secret)
         extra: dict[str, Any] = {} if clock is None else {"clock": clock}
         self.breaker = CircuitBreaker(
@@ -223,8 +224,10 @@ class RedisStore:
             name=location,
             unavailable=(redis_module.ConnectionError, redis_module.TimeoutError, OSError),
             retryable=(redis_module.ConnectionError,),
+            on_recover=self._republish,
             **extra,
         )
+
 
     @classmethod
     def from_url(cls, url: str, *, secret: bytes | None = None) -> RedisStore:
@@ -268,8 +271,15 @@ class RedisStore:
                     "bytes: delete that key (a new one starts a fresh keyspace)"
                 )
             self._secret = value
+            self._from_store = True
             self._prefix = self._prefix_for(value)
         return self._secret
+
+    def _republish(self) -> None:
+        # A Redis restarted without persistence lost the secret: put ours back (first writer
+        # wins), so that machines starting now join the keyspace the running ones use.
+        if self._from_store and self._secret is not None:
+            self._client.set(SECRET_KEY, self._secret, nx=True)
 
     def _key(self, key: str) -> str:
         prefix = self._prefix

@@ -35,10 +35,16 @@ import tenacity
 
 from promptcache._errors import ConfigError, StoreError
 
-__all__ = ["DEFAULT_RESILIENCE", "CircuitBreaker", "Resilience", "StoreDown"]
+__all__ = ["DEFAULT_RESILIENCE", "CircuitBreaker", "Resilience", "StoreDown", "describe"]
 
 T = TypeVar("T")
 log = logging.getLogger("promptcache")
+
+
+def describe(exc: BaseException) -> str:
+    """``"TimeoutError: Timeout reading from socket"``: readable in one warning line."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class StoreDown(StoreError):
@@ -161,7 +167,7 @@ class CircuitBreaker:
 
         self._retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(policy.attempts),
-            # 20 ms, 40 ms, … up to 250 ms, plus up to 20 ms of jitter so machines do not retry in step.
+            # 20 ms, 40 ms, … up to 250 ms, plus up to 20 ms of jitter (machines out of step).
             wait=tenacity.wait_exponential(multiplier=0.02, max=0.25)
             + tenacity.wait_random(0, 0.02),
             retry=tenacity.retry_if_exception(worth_retrying),
@@ -215,7 +221,7 @@ class CircuitBreaker:
                 try:
                     self.on_recover()
                 except Exception as exc:  # best effort: the next call will tell
-                    log.info("promptcache: after %s came back: %r", self.name, exc)
+                    log.info("promptcache: after %s came back: %s", self.name, describe(exc))
 
     def _failed(self, exc: BaseException, probe: bool) -> StoreDown:
         with self._lock:
@@ -228,20 +234,20 @@ class CircuitBreaker:
                 self._open_until = self._clock() + self._cooldown
                 self.opened += 1
                 log.info(
-                    "promptcache: the cache store %s failed %d times in a row (%r); skipping it "
+                    "promptcache: the cache store %s failed %d times in a row (%s); skipping it "
                     "for %g s",
                     self.name,
                     self._failures,
-                    exc,
+                    describe(exc),
                     self._cooldown,
                 )
             warn = not self._warned
             self._warned = True
         if not warn:
-            log.info("promptcache: the cache store %s failed (%r)", self.name, exc)
+            log.info("promptcache: the cache store %s failed (%s)", self.name, describe(exc))
         return StoreDown(
-            f"promptcache: the cache store {self.name} failed ({exc!r}); calls go on without "
-            f"it (as misses), and after {self.policy.failures} failures in a row it is skipped "
+            f"promptcache: the cache store {self.name} failed ({describe(exc)}); calls go on "
+            f"without it (as misses), and after {self.policy.failures} failures in a row it is skipped "
             f"for {self.policy.cooldown:g} s at a time until it answers again",
             warn=warn,
         )

@@ -228,7 +228,6 @@ class RedisStore:
             **extra,
         )
 
-
     @classmethod
     def from_url(cls, url: str, *, secret: bytes | None = None) -> RedisStore:
         """Connect lazily to a Redis URL (module docstring); ``secret``: the configured salt.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from promptcache._errors import StoreError, StoreWarning
 from promptcache._store._base import Store, StoreStats
-from promptcache._store._breaker import StoreDown
+from promptcache._store._breaker import StoreDown, describe
 from promptcache._store._crypto import MAGIC as ENCRYPTED
 from promptcache._store._disk import StoreRebuilt
 from promptcache._store._entry import CorruptEntryError, Entry, decode_entry, encode_entry
@@ -129,10 +129,11 @@ class SafeStore:
         except Exception as exc:
             if self.strict:
                 raise StoreError(f"could not read the shared key secret: {exc!r}") from exc
+            cause = exc.__cause__ if isinstance(exc, StoreDown) and exc.__cause__ else exc
             warnings.warn(
                 f"promptcache: could not read the shared key secret from the cache store "
-                f"({exc}); this process keys its entries with its own directory's salt, so "
-                "other machines will not share them. Set PROMPTCACHE_SECRET on every machine "
+                f"({describe(cause)}); this process keys its entries with its own directory's "
+                "salt, so other machines will not share them. Set PROMPTCACHE_SECRET on every machine "
                 "so that a fleet never depends on the store for it",
                 StoreWarning,
                 stacklevel=3,

@@ -205,9 +205,11 @@ def test_a_damaged_secret_in_the_store_is_reported(redis_url: str, tmp_path: Pat
     server.flushdb()
     server.set(SECRET_KEY, b"too short")
     try:
-        with promptcache.PromptCache(tmp_path / "pc", store=redis_url) as pc:
-            with pytest.warns(StoreWarning, match="delete that key"):
-                assert pc.engine.salt == load_salt(tmp_path / "pc")
+        with (
+            promptcache.PromptCache(tmp_path / "pc", store=redis_url) as pc,
+            pytest.warns(StoreWarning, match="delete that key"),
+        ):
+            assert pc.engine.salt == load_salt(tmp_path / "pc")
     finally:
         server.flushdb()
         server.close()

@@ -247,7 +247,7 @@ class CircuitBreaker:
             log.info("promptcache: the cache store %s failed (%s)", self.name, describe(exc))
         return StoreDown(
             f"promptcache: the cache store {self.name} failed ({describe(exc)}); calls go on "
-            f"without it (as misses), and after {self.policy.failures} failures in a row it is skipped "
-            f"for {self.policy.cooldown:g} s at a time until it answers again",
+            f"without it (as misses), and after {self.policy.failures} failures in a row it is "
+            f"skipped for {self.policy.cooldown:g} s at a time until it answers again",
             warn=warn,
         )

@@ -133,8 +133,8 @@ class SafeStore:
             warnings.warn(
                 f"promptcache: could not read the shared key secret from the cache store "
                 f"({describe(cause)}); this process keys its entries with its own directory's "
-                "salt, so other machines will not share them. Set PROMPTCACHE_SECRET on every machine "
-                "so that a fleet never depends on the store for it",
+                "salt, so other machines will not share them. Set PROMPTCACHE_SECRET on every "
+                "machine so that a fleet never depends on the store for it",
                 StoreWarning,
                 stacklevel=3,
             )

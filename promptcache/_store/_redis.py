@@ -115,7 +115,8 @@ def parse_redis_url(url: str) -> RedisTarget:
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     resilience = Resilience.from_query({k: v for k, v in query.items() if k in RESILIENCE_PARAMS})
     options = {k: v for k, v in query.items() if k not in RESILIENCE_PARAMS}
-    clean = urlunsplit(parts._replace(query=urlencode(options)))
+    # Rebuilt as text: urlunsplit would turn "unix:///path" into "unix:/path".
+    clean = url.partition("?")[0] + (f"?{urlencode(options)}" if options else "")
     if scheme in ("redis", "rediss", "unix"):
         return RedisTarget("url", clean, resilience, options=options)
     userinfo, at, netloc = parts.netloc.rpartition("@")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["ENCRYPTION_ENV", "MAGIC", "EncryptedStore", "configured_encryption_key"]
 
 #: Marks an encrypted value (version 1: AES-256-GCM, 12-byte nonce, 16-byte tag).
-MAGIC: Final = b"PCE1"
+MAGIC: Final = b"PCG\x01"
 ENCRYPTION_ENV: Final = "PROMPTCACHE_ENCRYPTION_KEY"
 _NONCE: Final = 12
 _TAG: Final = 16

@@ -1,4 +1,4 @@
-"""Issue 12 item 5: stored values encrypted with AES-GCM, bound to their key; a wrong key is a miss."""
+"""Issue 12 item 5: values encrypted with AES-GCM, bound to their key; a wrong key is a miss."""
 
 from __future__ import annotations
 

@@ -144,7 +144,10 @@ def _open(
     if scheme in _REDIS_SCHEMES:
         from promptcache._store._redis import RedisStore
 
-        return RedisStore.from_url(spec, secret=secret)
+        from promptcache._store._secret import configured_salt
+
+        # $PROMPTCACHE_SECRET counts here too, so the CLI finds the keyspace the app uses.
+        return RedisStore.from_url(spec, secret=secret or configured_salt(None))
     raise ConfigError(
         f"unknown store {spec!r}: use 'disk://', 'memory://' or 'redis://host:port/db'"
     )

@@ -143,7 +143,6 @@ def _open(
         return MemoryStore(**limit)
     if scheme in _REDIS_SCHEMES:
         from promptcache._store._redis import RedisStore
-
         from promptcache._store._secret import configured_salt
 
         # $PROMPTCACHE_SECRET counts here too, so the CLI finds the keyspace the app uses.

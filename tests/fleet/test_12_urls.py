@@ -110,13 +110,19 @@ def _round_trip(url: str, tmp_path: Path, emu: Emulator, **options: str) -> None
 
 @needs_redis
 def test_an_acl_user_with_a_password(tmp_path: Path, emulator: Emulator) -> None:
+    # The least a promptcache user needs, as docs/fleet.md recommends it.
     acl = ["--user", "default", "off", "--user", "cache", "on", ">pw-for-cache",
-           "~promptcache*", "+@all"]  # fmt: skip
+           "~promptcache*", "+get", "+set", "+del", "+unlink", "+scan", "+strlen",
+           "+ping"]  # fmt: skip
     server = RedisServer(tmp_path, args=acl, ping={"username": "cache", "password": "pw-for-cache"})
     server.start()
     try:
         url = f"redis://cache:pw-for-cache@127.0.0.1:{server.port}/0"
         _round_trip(url, tmp_path, emulator)
+        store = RedisStore.from_url(url)
+        assert store.stats().entries == 1
+        assert store.clear() == 1
+        store.close()
         wrong = SafeStore(RedisStore.from_url(f"redis://cache:nope@127.0.0.1:{server.port}/0"))
         with pytest.warns(StoreWarning, match="AuthenticationError|invalid username-password"):
             assert wrong.get("k") is None

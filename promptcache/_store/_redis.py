@@ -35,6 +35,7 @@ from promptcache._store._breaker import (
     RESILIENCE_PARAMS,
     CircuitBreaker,
     Resilience,
+    StoreDown,
 )
 from promptcache._store._secret import SECRET_KEY, SECRET_LEN, keyspace_id
 
@@ -218,6 +219,7 @@ class RedisStore:
         self.misses = 0
         self._secret = secret
         self._from_store = False  # a configured secret is never written to the store
+        self._bad_secret_reported = False
         self._prefix: str | None = None if secret is None else self._prefix_for(secret)
         extra: dict[str, Any] = {} if clock is None else {"clock": clock}
         self.breaker = CircuitBreaker(
@@ -244,8 +246,26 @@ class RedisStore:
     def _prefix_for(secret: bytes) -> str:
         return f"{KEY_PREFIX}{keyspace_id(secret)}:"
 
+    @property
+    def client(self) -> redis.Redis[bytes]:
+        """The redis-py client (a ``Redis``, a Sentinel master or a ``RedisCluster``)."""
+        return self._client
+
+    def call(self, fn: Callable[[], T], *, idempotent: bool) -> T:
+        """Run a Redis operation through this store's timeouts, retries and circuit breaker.
+
+        For features built on the store (locks, counters): pass ``idempotent=False`` for
+        anything a second attempt could apply twice (``INCR``, ``RPUSH``). Raises
+        :class:`~promptcache._store._breaker.StoreDown` when the store is unavailable.
+        """
+        return self.breaker.call(fn, idempotent=idempotent)
+
     def _call(self, fn: Callable[[], T], *, idempotent: bool = True) -> T:
         return self.breaker.call(fn, idempotent=idempotent)
+
+    def full_key(self, key: str) -> str:
+        """Return the Redis key for ``key`` in this store's keyspace (reads the secret once)."""
+        return self._key(key)
 
     # --- the shared secret -------------------------------------------------------------------
 
@@ -266,10 +286,14 @@ class RedisStore:
 
             value = self._call(read_or_create)
             if value is None or len(value) != SECRET_LEN:
-                raise StoreError(
+                message = (
                     f"the key secret in {self.location} ({SECRET_KEY!r}) is not {SECRET_LEN} "
                     "bytes: delete that key (a new one starts a fresh keyspace)"
                 )
+                if self._bad_secret_reported:  # said once; every call would say it again
+                    raise StoreDown(message, warn=False)
+                self._bad_secret_reported = True
+                raise StoreError(message)
             self._secret = value
             self._from_store = True
             self._prefix = self._prefix_for(value)

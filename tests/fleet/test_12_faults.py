@@ -295,3 +295,29 @@ def test_strict_mode_raises_store_errors_even_when_the_circuit_is_open() -> None
 def test_bad_failure_settings_in_the_url_are_config_errors(query: str) -> None:
     with pytest.raises(promptcache.ConfigError):
         RedisStore.from_url(f"redis://127.0.0.1:1/0?{query}")
+
+
+@pytest.mark.process
+async def test_an_async_client_on_a_hung_redis_adds_under_3s(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    async def run(store: str, directory: Path, tag: str) -> float:
+        start = time.perf_counter()
+        async with openai.AsyncOpenAI(
+            base_url=emulator.openai_base_url, api_key="sk-run", max_retries=0
+        ) as bare:
+            with promptcache.PromptCache(directory, store=store) as pc:
+                client = pc.wrap(bare)
+                for i in range(CALLS):
+                    await client.chat.completions.create(
+                        model="gpt-4o", messages=[{"role": "user", "content": _prompt(i, tag)}]
+                    )
+        return time.perf_counter() - start
+
+    await run("memory://", tmp_path / "warm", "warm")
+    base = await run("memory://", tmp_path / "base", "base")
+    with HungServer() as hung, pytest.warns(StoreWarning) as record:
+        slow = await run(f"redis://127.0.0.1:{hung.port}/0", tmp_path / "hung", "hung")
+    print(f"\nasync, hung Redis: {CALLS} calls took {slow:.3f} s vs {base:.3f} s")
+    assert slow - base < BUDGET
+    assert len(record) == 1

@@ -359,7 +359,9 @@ class PromptCache:
         """The state every wrapped client of this cache shares (internal)."""
         if self._engine is None:
             store = self.store if self.response_cache else None
-            salt = self._key_salt(store)
+            # Fingerprints reach the ledger too: a fleet keys them alike even without the cache.
+            shared = store if store is not None or self._configured_salt else self._shared_store()
+            salt = self._key_salt(shared)
             planner, accountant = self.planner, self.accountant
             with self._lock:
                 if self._engine is None:
@@ -378,6 +380,16 @@ class PromptCache:
                         check_keys=os.environ.get("PROMPTCACHE_CHECK_KEYS", "") == "1",
                     )
         return self._engine
+
+    def _shared_store(self) -> SafeStore | None:
+        from promptcache._store import uses_directory
+
+        spec = self._store_spec
+        if spec is None:
+            spec = os.environ.get("PROMPTCACHE_STORE") or None
+        if uses_directory(spec) or (isinstance(spec, str) and spec.lower() == "memory://"):
+            return None
+        return self.store
 
     def _key_salt(self, store: SafeStore | None) -> bytes:
         """Return the key salt: configured, else the shared store's, else the directory's."""

@@ -213,3 +213,15 @@ def test_a_damaged_secret_in_the_store_is_reported(redis_url: str, tmp_path: Pat
     finally:
         server.flushdb()
         server.close()
+
+
+def test_fingerprints_use_the_fleet_secret_even_without_the_response_cache(
+    redis_url: str, tmp_path: Path
+) -> None:
+    # The ledger records the tenant fingerprint: a fleet must compute it alike everywhere.
+    with promptcache.PromptCache(tmp_path / "a", store=redis_url) as a:
+        shared = a.engine.salt
+    with promptcache.PromptCache(tmp_path / "b", store=redis_url, response_cache=False) as b:
+        assert b.engine.salt == shared != load_salt(tmp_path / "b")
+    with promptcache.PromptCache(tmp_path / "c", response_cache=False) as c:
+        assert c.engine.salt == load_salt(tmp_path / "c")

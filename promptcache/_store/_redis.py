@@ -157,7 +157,7 @@ def _connect(target: RedisTarget) -> Any:
             "the Redis store needs redis-py: pip install 'promptcache[redis]'"
         ) from exc
     t = target.resilience.timeout
-    # redis-py ≥ 6 retries 3 times with backoff by default: that multiplies a hung server's
+    # redis-py ≥ 6 retries with backoff by default (10 times in 8.x): that multiplies a hung server's
     # cost. Retries are promptcache's (tenacity, idempotent operations only).
     common: dict[str, Any] = {
         "socket_timeout": t,

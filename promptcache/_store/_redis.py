@@ -157,8 +157,8 @@ def _connect(target: RedisTarget) -> Any:
             "the Redis store needs redis-py: pip install 'promptcache[redis]'"
         ) from exc
     t = target.resilience.timeout
-    # redis-py ≥ 6 retries with backoff by default (10 times in 8.x): that multiplies a hung server's
-    # cost. Retries are promptcache's (tenacity, idempotent operations only).
+    # redis-py ≥ 6 retries with backoff by default (10 times in 8.x): that multiplies a hung
+    # server's cost. Retries are promptcache's (tenacity, idempotent operations only).
     common: dict[str, Any] = {
         "socket_timeout": t,
         "socket_connect_timeout": t,

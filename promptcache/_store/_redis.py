@@ -168,6 +168,15 @@ def _connect(target: RedisTarget) -> Any:
         # Query parameters in the URL (socket_timeout=…) win over these defaults.
         return redis.Redis.from_url(target.url, **common)
     auth: dict[str, Any] = {"username": target.username, "password": target.password}
+    # The other query parameters (ssl_ca_certs=…, socket_timeout=…) apply to the connections,
+    # typed the way redis-py types them in its own URLs; they win over the defaults above.
+    parsers: dict[str, Callable[[str], Any]] = getattr(
+        redis.connection, "URL_QUERY_ARGUMENT_PARSERS", {}
+    )
+    for name, value in target.options.items():
+        if not name.startswith("sentinel_"):
+            parser = parsers.get(name)
+            common[name] = parser(value) if parser is not None else value
     if target.kind == "cluster":
         from redis.cluster import ClusterNode, RedisCluster
 
@@ -188,9 +197,9 @@ class RedisStore:
     """A :class:`~promptcache._store.Store` on a Redis server, for fleets of machines.
 
     Entries expire with Redis' own TTLs; the size bound is Redis' ``maxmemory`` with an
-    eviction policy such as ``volatile-lru`` (promptcache does not enforce one here; with
-    ``allkeys-*`` policies the shared secret may be evicted too, which only starts a fresh
-    keyspace). Keys are ``"promptcache:<keyspace id>:<key>"``. Values are raw bytes.
+    eviction policy such as ``allkeys-lru`` (promptcache does not enforce one here; such a
+    policy may evict a secret kept in Redis too, which only starts a fresh keyspace). Keys
+    are ``"promptcache:<keyspace id>:<key>"``. Values are raw bytes.
 
     ``secret`` is the configured key salt (``PROMPTCACHE_SECRET``), if any; without it the
     store creates a random one in Redis on first use and every machine reads it

@@ -215,7 +215,13 @@ def test_sentinel_finds_the_master(tmp_path: Path, emulator: Emulator) -> None:
     )
     try:
         sentinel.start()
-        _round_trip(f"redis+sentinel://127.0.0.1:{sentinel_port}/mymaster/0", tmp_path, emulator)
+        # A redis-py connection option in the query reaches the master's connections.
+        url = f"redis+sentinel://127.0.0.1:{sentinel_port}/mymaster/0?socket_keepalive=true"
+        _round_trip(url, tmp_path, emulator)
+        store = RedisStore.from_url(url)
+        kwargs = store.client.connection_pool.connection_kwargs
+        assert kwargs["socket_keepalive"] is True and kwargs["socket_timeout"] == 0.25
+        store.close()
         direct = redis.Redis(host="127.0.0.1", port=master.port)
         assert any(k.startswith(b"promptcache:") for k in direct.scan_iter())
         direct.close()

@@ -279,3 +279,16 @@ def test_cluster(tmp_path: Path, emulator: Emulator) -> None:
     finally:
         for n in nodes:
             n.stop()
+
+
+def test_timeouts_reach_redis_py_and_its_own_retries_are_off() -> None:
+    store = RedisStore.from_url("redis://127.0.0.1:1/0?timeout=0.1&failures=5")
+    kwargs = store.client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 0.1
+    assert kwargs["retry"].get_retries() == 0
+    assert store.breaker.policy == Resilience(timeout=0.1, failures=5)
+    store.close()
+    # redis-py's own parameter, when given, wins over promptcache's default.
+    own = RedisStore.from_url("redis://127.0.0.1:1/0?socket_timeout=1.5")
+    assert own.client.connection_pool.connection_kwargs["socket_timeout"] == 1.5
+    own.close()

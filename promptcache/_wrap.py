@@ -184,6 +184,12 @@ class PromptCache:
         key_headers: names from that default ignore list to key anyway.
         strict: raise :class:`~promptcache.StoreError` when the store fails instead of warning
             and treating the call as a miss.
+        secret: the key secret of a fleet (default ``$PROMPTCACHE_SECRET``; at least 16
+            characters): machines with the same secret and store share entries for the same
+            caller. Unset, a shared store (Redis) keeps one it creates; other stores use the
+            directory's salt. A new secret starts a fresh keyspace.
+        encryption_key: encrypt stored values with AES-GCM under a key derived from this
+            string (default ``$PROMPTCACHE_ENCRYPTION_KEY``; needs the ``encrypt`` extra).
         openai, anthropic: provider-specific options (``OpenAIOptions``, ``AnthropicOptions``).
         prices: price overrides for the ledger.
         planner, accountant: replace the default planner/accountant (mostly for tests).
@@ -204,6 +210,8 @@ class PromptCache:
         ignore_headers: Iterable[str] = (),
         key_headers: Iterable[str] = (),
         strict: bool = False,
+        secret: str | None = None,
+        encryption_key: str | None = None,
         openai: OpenAIOptions | None = None,
         anthropic: AnthropicOptions | None = None,
         prices: Mapping[str, ModelPrice] | None = None,
@@ -230,8 +238,12 @@ class PromptCache:
             raise ConfigError(f"store must be a URL string or a Store, not {type(store).__name__}")
         from promptcache._keys import HeaderRule
         from promptcache._store import locate_directory, prepare_directory
+        from promptcache._store._crypto import configured_encryption_key
+        from promptcache._store._secret import configured_salt
 
         self._header_rule = HeaderRule.of(ignore_headers, key_headers)
+        self._configured_salt = configured_salt(secret)
+        self._encryption_key = configured_encryption_key(encryption_key)
 
         path, named = locate_directory(directory)
         self._directory_usable = True
@@ -286,7 +298,11 @@ class PromptCache:
                             inner: Store = _NoStore()  # already warned about the directory
                         else:
                             inner = open_store(
-                                self._store_spec, self.directory, size_limit=self._size_limit
+                                self._store_spec,
+                                self.directory,
+                                size_limit=self._size_limit,
+                                secret=self._configured_salt,
+                                encryption_key=self._encryption_key,
                             )
                     except ConfigError:
                         raise
@@ -343,6 +359,9 @@ class PromptCache:
         """The state every wrapped client of this cache shares (internal)."""
         if self._engine is None:
             store = self.store if self.response_cache else None
+            # Fingerprints reach the ledger too: a fleet keys them alike even without the cache.
+            shared = store if store is not None or self._configured_salt else self._shared_store()
+            salt = self._key_salt(shared)
             planner, accountant = self.planner, self.accountant
             with self._lock:
                 if self._engine is None:
@@ -352,7 +371,7 @@ class PromptCache:
                         store=store,
                         planner=planner,
                         accountant=accountant,
-                        salt=self._salt,
+                        salt=salt,
                         user_namespace=self.namespace,
                         header_rule=self._header_rule,
                         ttl=self.ttl,
@@ -361,6 +380,26 @@ class PromptCache:
                         check_keys=os.environ.get("PROMPTCACHE_CHECK_KEYS", "") == "1",
                     )
         return self._engine
+
+    def _shared_store(self) -> SafeStore | None:
+        from promptcache._store import uses_directory
+
+        spec = self._store_spec
+        if spec is None:
+            spec = os.environ.get("PROMPTCACHE_STORE") or None
+        if uses_directory(spec) or (isinstance(spec, str) and spec.lower() == "memory://"):
+            return None
+        return self.store
+
+    def _key_salt(self, store: SafeStore | None) -> bytes:
+        """Return the key salt: configured, else the shared store's, else the directory's."""
+        if self._configured_salt is not None:
+            return self._configured_salt
+        if store is not None and store.shares_keys:
+            shared = store.key_secret()  # None: unavailable, already warned
+            if shared is not None:
+                return shared
+        return self._salt
 
     # --- wrapping ---------------------------------------------------------------------------
 

@@ -93,7 +93,12 @@ def uses_directory(spec: str | Store | None) -> bool:
 
 
 def open_store(
-    spec: str | Store | None, directory: Path, *, size_limit: int | None = None
+    spec: str | Store | None,
+    directory: Path,
+    *,
+    size_limit: int | None = None,
+    secret: bytes | None = None,
+    encryption_key: bytes | None = None,
 ) -> Store:
     """Build the store for ``spec``.
 
@@ -101,9 +106,25 @@ def open_store(
     ``directory / "responses"``; a :class:`Store` object is used as is; ``"disk://"`` → the
     default disk store and ``"disk:///some/path"`` one elsewhere; ``"memory://"`` → a
     :class:`MemoryStore`; ``"redis://…"``, ``"rediss://…"``, ``"unix://…"`` → a
-    :class:`RedisStore` (needs the ``redis`` extra). Anything else raises
+    :class:`RedisStore` (needs the ``redis`` extra), as do ``"redis+sentinel://…"`` and
+    ``"redis+cluster://…"`` (see :mod:`promptcache._store._redis`). Anything else raises
     :class:`~promptcache.ConfigError`.
+
+    ``secret`` is the configured key salt (``PROMPTCACHE_SECRET``), which a shared store uses
+    for its keyspace; ``encryption_key`` wraps the store in an :class:`EncryptedStore`
+    (a store object passed in is wrapped too).
     """
+    store = _open(spec, directory, size_limit=size_limit, secret=secret)
+    if encryption_key is not None:
+        from promptcache._store._crypto import EncryptedStore
+
+        return EncryptedStore(store, encryption_key)
+    return store
+
+
+def _open(
+    spec: str | Store | None, directory: Path, *, size_limit: int | None, secret: bytes | None
+) -> Store:
     if spec is not None and not isinstance(spec, str):
         if not isinstance(spec, Store):
             raise ConfigError(f"store must be a URL string or a Store, not {type(spec).__name__}")
@@ -120,10 +141,25 @@ def open_store(
         return DiskStore(path, **limit)
     if scheme == "memory":
         return MemoryStore(**limit)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in _REDIS_SCHEMES:
         from promptcache._store._redis import RedisStore
+        from promptcache._store._secret import configured_salt
 
-        return RedisStore.from_url(spec)
+        # $PROMPTCACHE_SECRET counts here too, so the CLI finds the keyspace the app uses.
+        return RedisStore.from_url(spec, secret=secret or configured_salt(None))
     raise ConfigError(
         f"unknown store {spec!r}: use 'disk://', 'memory://' or 'redis://host:port/db'"
     )
+
+
+_REDIS_SCHEMES = frozenset(
+    {
+        "redis",
+        "rediss",
+        "unix",
+        "redis+sentinel",
+        "rediss+sentinel",
+        "redis+cluster",
+        "rediss+cluster",
+    }
+)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from typing import TYPE_CHECKING
 
 from promptcache._errors import StoreError, StoreWarning
 from promptcache._store._base import Store, StoreStats
+from promptcache._store._breaker import StoreDown, describe
+from promptcache._store._crypto import MAGIC as ENCRYPTED
 from promptcache._store._disk import StoreRebuilt
 from promptcache._store._entry import CorruptEntryError, Entry, decode_entry, encode_entry
 from promptcache._store._writebehind import WriteBehind
@@ -16,6 +19,8 @@ if TYPE_CHECKING:
     from promptcache._keys import CacheKey
 
 __all__ = ["SafeStore"]
+
+log = logging.getLogger("promptcache")
 
 
 class SafeStore:
@@ -44,6 +49,8 @@ class SafeStore:
         # Strict means a failed write raises at the call that wrote: always synchronous then.
         write_behind = write_behind and not strict
         self.writer: WriteBehind | None = WriteBehind(inner) if write_behind else None
+        self._decrypts = getattr(inner, "encrypted", False) is True
+        self._warned_encrypted = False
 
     @property
     def blocking(self) -> bool:
@@ -68,6 +75,12 @@ class SafeStore:
             self._report()
 
     def _fail(self, action: str, exc: BaseException) -> None:
+        if isinstance(exc, StoreDown) and not self.strict:
+            if exc.warn:
+                warnings.warn(str(exc), StoreWarning, stacklevel=3)
+            else:
+                log.debug("promptcache: cache store failed to %s: %s", action, exc)
+            return
         if self.strict:
             if isinstance(exc, StoreError):
                 raise exc
@@ -83,9 +96,48 @@ class SafeStore:
     def get(self, key: str) -> bytes | None:
         """Return the stored bytes, or ``None`` on a miss or a store failure."""
         try:
-            return self.inner.get(key)
+            data = self.inner.get(key)
         except Exception as exc:
             self._fail("read", exc)
+            return None
+        if data is not None and not self._decrypts and data[: len(ENCRYPTED)] == ENCRYPTED:
+            # Another machine encrypts and this one has no key: a miss, and never deleted as
+            # corrupt (it is not; this process cannot read it).
+            if not self._warned_encrypted:
+                self._warned_encrypted = True
+                warnings.warn(
+                    "promptcache: the cache store holds encrypted entries and this process has "
+                    "no PROMPTCACHE_ENCRYPTION_KEY; treating them as misses",
+                    StoreWarning,
+                    stacklevel=3,
+                )
+            return None
+        return data
+
+    @property
+    def shares_keys(self) -> bool:
+        """Whether the store is shared by machines and keeps their common key secret."""
+        return callable(getattr(self.inner, "key_secret", None))
+
+    def key_secret(self) -> bytes | None:
+        """Return the store's shared key secret, or ``None`` (with a warning) if unavailable."""
+        fn = getattr(self.inner, "key_secret", None)
+        if fn is None:
+            return None
+        try:
+            return bytes(fn())
+        except Exception as exc:
+            if self.strict:
+                raise StoreError(f"could not read the shared key secret: {exc!r}") from exc
+            cause = exc.__cause__ if isinstance(exc, StoreDown) and exc.__cause__ else exc
+            warnings.warn(
+                f"promptcache: could not read the shared key secret from the cache store "
+                f"({describe(cause)}); this process keys its entries with its own directory's "
+                "salt, so other machines will not share them. Set PROMPTCACHE_SECRET on every "
+                "machine so that a fleet never depends on the store for it",
+                StoreWarning,
+                stacklevel=3,
+            )
             return None
 
     def set(self, key: str, value: bytes, *, ttl: float | None) -> None:

@@ -17,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from promptcache._errors import (
+    CacheMissWarning,
     ConfigError,
     MissingDependencyError,
     PriceWarning,
@@ -30,6 +31,7 @@ from promptcache._version import __version__
 
 if TYPE_CHECKING:
     from promptcache._attribution import current_attribution, tag, track
+    from promptcache._doctor import DoctorOptions, Finding
     from promptcache._ledger import Summary
     from promptcache._plan import AnthropicOptions, OpenAIOptions
     from promptcache._plan._layout import dynamic, layout, static
@@ -40,7 +42,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnthropicOptions",
+    "CacheMissWarning",
     "ConfigError",
+    "DoctorOptions",
+    "Finding",
     "MissingDependencyError",
     "ModelPrice",
     "OpenAIOptions",
@@ -71,6 +76,8 @@ __all__ = [
 # `import promptcache` stays well under its 100 ms budget and never imports an SDK.
 _LAZY: dict[str, str] = {
     "AnthropicOptions": "promptcache._plan",
+    "DoctorOptions": "promptcache._doctor",
+    "Finding": "promptcache._doctor",
     "OpenAIOptions": "promptcache._plan",
     "ModelPrice": "promptcache._pricing",
     "PromptCache": "promptcache._wrap",

@@ -10,7 +10,8 @@ The tree is small on purpose::
     PromptCacheWarning (UserWarning)  base of our warnings
     ├── StoreWarning                  the store failed; the call went on as a cache miss
     ├── PriceWarning                  no price known for a model; cost is ``None``
-    └── RewriteWarning                a request could not be restructured; sent as written
+    ├── RewriteWarning                a request could not be restructured; sent as written
+    └── CacheMissWarning              the cache doctor explains a provider cache miss (opt-in)
 
 Errors from the provider SDKs (``openai.BadRequestError``, ``anthropic.RateLimitError``, …) are
 never wrapped: they reach the caller exactly as the bare SDK raises them.
@@ -19,6 +20,7 @@ never wrapped: they reach the caller exactly as the bare SDK raises them.
 from __future__ import annotations
 
 __all__ = [
+    "CacheMissWarning",
     "ConfigError",
     "MissingDependencyError",
     "PriceWarning",
@@ -60,3 +62,7 @@ class PriceWarning(PromptCacheWarning):
 
 class RewriteWarning(PromptCacheWarning):
     """A request could not be restructured and was sent as the user wrote it."""
+
+
+class CacheMissWarning(PromptCacheWarning):
+    """The provider cache missed and the doctor found why (``DoctorOptions(warnings=True)``)."""

@@ -29,6 +29,7 @@ from promptcache._errors import ConfigError, PromptCacheWarning, StoreError, Sto
 from promptcache._policy import PolicyName, check_policy
 
 if TYPE_CHECKING:
+    from promptcache._doctor import DoctorOptions, Finding
     from promptcache._hooks import Accountant, Planner
     from promptcache._ledger import Ledger
     from promptcache._memo import Memoized
@@ -186,6 +187,8 @@ class PromptCache:
             and treating the call as a miss.
         openai, anthropic: provider-specific options (``OpenAIOptions``, ``AnthropicOptions``).
         prices: price overrides for the ledger.
+        doctor: how the cache doctor explains provider cache misses (``DoctorOptions``;
+            on by default, see :meth:`doctor`).
         planner, accountant: replace the default planner/accountant (mostly for tests).
         clock: time source (seconds since the epoch).
 
@@ -207,6 +210,7 @@ class PromptCache:
         openai: OpenAIOptions | None = None,
         anthropic: AnthropicOptions | None = None,
         prices: Mapping[str, ModelPrice] | None = None,
+        doctor: DoctorOptions | None = None,
         planner: Planner | None = None,
         accountant: Accountant | None = None,
         clock: Callable[[], float] = time.time,
@@ -262,6 +266,8 @@ class PromptCache:
         self._openai_options = openai
         self._anthropic_options = anthropic
         self._prices = prices
+        self._doctor_options = doctor
+        self._doctor: Any = None
         self._planner = planner
         self._accountant = accountant
         self._clock = clock
@@ -350,7 +356,7 @@ class PromptCache:
 
                     self._engine = Engine(
                         store=store,
-                        planner=planner,
+                        planner=self._with_doctor(planner),
                         accountant=accountant,
                         salt=self._salt,
                         user_namespace=self.namespace,
@@ -361,6 +367,35 @@ class PromptCache:
                         check_keys=os.environ.get("PROMPTCACHE_CHECK_KEYS", "") == "1",
                     )
         return self._engine
+
+    # --- the cache doctor ---------------------------------------------------------------------
+
+    def _with_doctor(self, planner: Planner) -> Planner:
+        from promptcache._doctor import Doctor, DoctorOptions, make_pricer
+
+        options = self._doctor_options or DoctorOptions()
+        if not options.enabled:
+            return planner
+        self._doctor = Doctor(
+            planner,
+            options,
+            directory=self.directory if self._directory_usable else None,
+            pricer=make_pricer(self._prices),
+            clock=self._clock,
+        )
+        return self._doctor  # type: ignore[no-any-return]
+
+    def doctor(self, *, since: float | None = None) -> list[Finding]:
+        """Why the provider cache missed, as typed findings (costliest first).
+
+        Covers the calls this ``PromptCache`` made in this process (``since``: seconds since
+        the epoch). ``promptcache doctor`` reads the persisted history of every process.
+        """
+        self.engine  # noqa: B018  # the doctor is built with the engine
+        if self._doctor is None:
+            return []
+        found: list[Finding] = self._doctor.findings(since)
+        return found
 
     # --- wrapping ---------------------------------------------------------------------------
 
@@ -475,6 +510,8 @@ class PromptCache:
         twice is harmless.
         """
         self._closed = True
+        if self._doctor is not None:
+            self._doctor.flush()
         closer = getattr(self._accountant, "close", None)
         if callable(closer):
             closer()

@@ -9,7 +9,10 @@ import promptcache
 
 EXPECTED = {
     "AnthropicOptions",
+    "CacheMissWarning",
     "ConfigError",
+    "DoctorOptions",
+    "Finding",
     "MissingDependencyError",
     "ModelPrice",
     "OpenAIOptions",

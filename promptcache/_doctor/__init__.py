@@ -7,6 +7,20 @@ done this); ``_cli`` wires both into the command. The miss explanations live bes
 from __future__ import annotations
 
 from promptcache._doctor._cli import configure, run
+from promptcache._doctor._doctor import Doctor, make_pricer
+from promptcache._doctor._findings import KINDS, DoctorOptions, Evidence, Finding, Kind
 from promptcache._doctor._install import Check, diagnose
 
-__all__ = ["Check", "configure", "diagnose", "run"]
+__all__ = [
+    "KINDS",
+    "Check",
+    "Doctor",
+    "DoctorOptions",
+    "Evidence",
+    "Finding",
+    "Kind",
+    "configure",
+    "diagnose",
+    "make_pricer",
+    "run",
+]

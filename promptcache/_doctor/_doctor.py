@@ -1,0 +1,201 @@
+"""The doctor in the running app: a thin driver around :class:`~._core.Diagnoser`.
+
+:class:`Doctor` sits where the transport talks to the planner (it implements the same
+``Planner`` protocol and forwards every call), because ``observe`` is where a request's body as
+sent meets the usage the provider billed. Per call it adds a fingerprint of the sent body and a
+few tuple comparisons; explaining, pricing and excerpting happen only on a miss. Nothing here
+may fail a call: every error is swallowed (and logged at debug level).
+
+What it finds reaches users three ways: a log line on the ``promptcache.doctor`` logger (and
+optionally a :class:`~promptcache.CacheMissWarning`) the first time a kind appears for a family;
+``PromptCache.doctor()``; and the persisted history read by ``promptcache doctor``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from promptcache._api import Api, RequestInfo
+from promptcache._doctor import _history
+from promptcache._doctor._core import Billed, Diagnoser, Pricer
+from promptcache._doctor._findings import DoctorOptions, Finding
+from promptcache._doctor._fingerprint import fingerprint
+from promptcache._errors import CacheMissWarning
+from promptcache._hooks import Planner, Rewrite, UsageMeta
+
+__all__ = ["Doctor", "billed_of", "make_pricer"]
+
+log = logging.getLogger("promptcache.doctor")
+FLUSH_EVERY_S: Final = 5.0
+MAX_ANNOUNCED: Final = 256  # distinct (family, kind) pairs announced per process
+
+
+def billed_of(meta: UsageMeta | None) -> Billed | None:
+    """Return the provider's counts from the accountant's meta (``None``: none reported)."""
+    if not meta:
+        return None
+    inner = meta.get("usage")
+    if not isinstance(inner, Mapping):
+        return None
+    try:
+        writes = inner.get("cache_write_tokens_by_ttl") or {}
+        by_ttl = {str(k): int(v) for k, v in writes.items() if v}
+        total_writes = int(inner.get("cache_write_tokens") or 0)
+        if total_writes and not by_ttl:
+            by_ttl = {"": total_writes}
+        return Billed(
+            input_tokens=int(inner.get("input_tokens") or 0),
+            read=int(inner.get("cache_read_tokens") or 0),
+            writes=by_ttl,
+            provider=str(meta.get("provider") or ""),
+            provider_reason=None,
+        )
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def make_pricer(prices: Mapping[str, Any] | None) -> Pricer:
+    """Return a :data:`Pricer` over the ledger's price book (same overrides and data)."""
+    from promptcache._pricing import PriceBook, _IntRates, provider_from_model
+
+    book = PriceBook(prices)
+    memo: dict[tuple[str, str, int], _IntRates | None] = {}
+
+    def price(
+        provider: str,
+        model: str,
+        when: float,
+        counts: tuple[int, int, int, int, int, int, int, int],
+    ) -> int | None:
+        day = int(when // 86400)
+        key = (provider, model, day)
+        if key not in memo:
+            api = Api.ANTHROPIC_MESSAGES if "claude" in model else Api.OPENAI_CHAT
+            # rates() never warns: the accountant already said once that a price is unknown.
+            rates = book.rates(provider, (model,), when, fallback=provider_from_model(api, model))
+            if len(memo) > 1024:
+                memo.clear()
+            memo[key] = None if rates is None else _IntRates.of(rates)
+        ir = memo[key]
+        return None if ir is None else ir.price(counts)[0]
+
+    return price
+
+
+class Doctor:
+    """Wraps the planner: forwards everything, and explains provider cache misses."""
+
+    def __init__(
+        self,
+        inner: Planner,
+        options: DoctorOptions,
+        *,
+        directory: Path | None = None,
+        pricer: Pricer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.inner = inner
+        self.options = options
+        self.core = Diagnoser(options, pricer)
+        self._directory = directory if options.history else None
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending: dict[str, Finding] = {}
+        self._flushed = clock()
+        self._announced: set[str] = set()
+
+    # --- the Planner protocol: forwarded ---------------------------------------------------
+    def rewrite(self, info: RequestInfo, body: dict[str, Any]) -> Rewrite:
+        """Forward to the planner."""
+        return self.inner.rewrite(info, body)
+
+    def rejected(
+        self, info: RequestInfo, sent: Rewrite, status: int, error_body: bytes
+    ) -> dict[str, Any] | None:
+        """Forward to the planner."""
+        return self.inner.rejected(info, sent, status, error_body)
+
+    def observe(self, info: RequestInfo, sent: Rewrite, usage: UsageMeta | None) -> None:
+        """Forward to the planner, then follow the request's family."""
+        self.inner.observe(info, sent, usage)
+        try:
+            self._observe(info, sent, usage)
+        except Exception:  # the doctor must never cost the user a call
+            log.debug("promptcache doctor failed on a request", exc_info=True)
+
+    # --- the doctor ------------------------------------------------------------------------
+    def _observe(self, info: RequestInfo, sent: Rewrite, usage: UsageMeta | None) -> None:
+        billed = billed_of(usage)
+        if billed is None:
+            return
+        now = info.started or self._clock()
+        found = self.core.observe(fingerprint(info, sent.body), billed, now)
+        if found:
+            self._keep(found)
+            for f in found:
+                self._announce(f)
+
+    def _keep(self, found: list[Finding]) -> None:
+        if self._directory is None:
+            return
+        with self._lock:
+            for f in found:
+                old = self._pending.get(f.key)
+                self._pending[f.key] = f if old is None else old.merged(f)
+        if self._clock() - self._flushed >= FLUSH_EVERY_S:
+            self.flush()
+
+    def _sweep(self) -> None:
+        # Writes whose lifetime passed since the last call of their family.
+        swept = self.core.sweep(self._clock())
+        if swept and self._directory is not None:
+            with self._lock:
+                for f in swept:
+                    old = self._pending.get(f.key)
+                    self._pending[f.key] = f if old is None else old.merged(f)
+        for f in swept:
+            self._announce(f)
+
+    def _announce(self, f: Finding) -> None:
+        key = f"{f.family}|{f.kind}"
+        with self._lock:
+            if key in self._announced or len(self._announced) >= MAX_ANNOUNCED:
+                return
+            self._announced.add(key)
+        line = (
+            f"promptcache doctor: {f.kind} in family {f.family} ({f.model}): {f.summary}. "
+            f"Fix: {f.fix}"
+        )
+        log.warning(line)
+        if self.options.warnings:
+            warnings.warn(CacheMissWarning(line), stacklevel=2)
+
+    def findings(self, since: float | None = None) -> list[Finding]:
+        """Return this process's findings (folded by key), costliest first."""
+        self._sweep()
+        with self.core._lock:
+            items = list(self.core.findings.values())
+        if since is not None:
+            items = [f for f in items if f.last_seen >= since]
+        return sorted(items, key=lambda f: (f.cost or 0, f.count), reverse=True)
+
+    def flush(self) -> None:
+        """Add what was found since the last flush to the persisted history (never raises)."""
+        if self._directory is None:
+            return
+        self._sweep()
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._flushed = self._clock()
+        if not pending:
+            return
+        try:
+            _history.add(self._directory, pending.values())
+        except OSError:
+            log.debug("promptcache doctor could not write its history", exc_info=True)

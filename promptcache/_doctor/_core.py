@@ -44,7 +44,7 @@ from promptcache._doctor._fingerprint import Print, text_of_block
 from promptcache._plan._openai import is_openai_host
 from promptcache._plan._volatile import common_prefix_len, volatile_lines
 
-__all__ = ["Billed", "Diagnoser", "Pricer"]
+__all__ = ["Billed", "Diagnoser", "Pricer", "common_blocks", "diff_block", "hints_withheld"]
 
 MAX_FAMILIES: Final = 1024
 MAX_RECENT: Final = 4
@@ -107,7 +107,8 @@ class _Family:
     model: str = ""
 
 
-def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+def common_blocks(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """Return how many leading blocks two fingerprints share."""
     return next(compress(count(), map(ne, a, b)), min(len(a), len(b)))
 
 
@@ -198,7 +199,7 @@ class Diagnoser:
         best: tuple[bool, int, _Seen, int, bool] | None = None
         for s in reversed(fam.recent):  # newest first: ties go to the latest request
             same = s.p.scope == p.scope and s.p.tools == p.tools
-            shared = _common(s.p.digests, p.digests)
+            shared = common_blocks(s.p.digests, p.digests)
             early = shared < min(s.p.last_turn, len(s.p.digests))
             if early:
                 # Diverged before the earlier request's final turn: what it shared with the
@@ -351,21 +352,8 @@ class Diagnoser:
         ratio: float,
         ev: Evidence,
     ) -> Finding:
-        label = p.labels[d] if d < len(p.labels) else s.p.labels[d]
+        label, char_offset, before, after, volatile = diff_block(s.p, p, d, self.options)
         start = p.ends[d - 1] if d else 0
-        char_offset: int | None = None
-        before = after = volatile = None
-        old_raw = s.p.raws[d] if s.p.raws is not None and d < len(s.p.raws) else None
-        new_raw = p.raws[d] if p.raws is not None and d < len(p.raws) else None
-        if old_raw is not None and new_raw is not None:
-            old = text_of_block(old_raw) or old_raw.decode("utf-8", "replace")
-            new = text_of_block(new_raw) or new_raw.decode("utf-8", "replace")
-            i = common_prefix_len(old, new)
-            char_offset = i
-            ls = new.rfind("\n", 0, i) + 1
-            le = new.find("\n", i)
-            volatile = _volatile_kind(new[ls : (len(new) if le < 0 else le + 1)][:400])
-            before, after = self._excerpts(old, new, i)
         where = f"{label}, char {char_offset}" if char_offset is not None else label
         looks = f" (looks like a {volatile})" if volatile else ""
         fix = (
@@ -388,16 +376,6 @@ class Diagnoser:
             f"the prompt changed in {where}{looks}: nothing after it could be read",
             fix,
         )  # fmt: skip
-
-    def _excerpts(self, old: str, new: str, i: int) -> tuple[str | None, str | None]:
-        mode, k = self.options.excerpts, self.options.excerpt_chars
-        if mode == "off" or k == 0:
-            return None, None
-        a = max(0, i - k)
-        before, after = old[a : i + k], new[a : i + k]
-        if mode == "hash":
-            return _digest(before), _digest(after)
-        return before, after
 
     @staticmethod
     def _breakpoint_problem(p: Print, s: _Seen, shared: int) -> str | None:
@@ -558,6 +536,35 @@ class Diagnoser:
             first_seen=now,
             last_seen=now,
         )
+
+
+def diff_block(
+    old: Print, new: Print, d: int, options: DoctorOptions
+) -> tuple[str, int | None, str | None, str | None, str | None]:
+    """Describe how block ``d`` changed: ``(label, char offset, before, after, volatile kind)``.
+
+    Needs the blocks' bytes (kept for a family's latest request); without them only the label
+    is known. Excerpts follow ``options.excerpts``: text, a digest, or nothing.
+    """
+    label = new.labels[d] if d < len(new.labels) else old.labels[d]
+    old_raw = old.raws[d] if old.raws is not None and d < len(old.raws) else None
+    new_raw = new.raws[d] if new.raws is not None and d < len(new.raws) else None
+    if old_raw is None or new_raw is None:
+        return label, None, None, None, None
+    a = text_of_block(old_raw) or old_raw.decode("utf-8", "replace")
+    b = text_of_block(new_raw) or new_raw.decode("utf-8", "replace")
+    i = common_prefix_len(a, b)
+    ls = b.rfind("\n", 0, i) + 1
+    le = b.find("\n", i)
+    volatile = _volatile_kind(b[ls : (len(b) if le < 0 else le + 1)][:400])
+    k = options.excerpt_chars
+    if options.excerpts == "off" or k == 0:
+        return label, i, None, None, volatile
+    lo = max(0, i - k)
+    before, after = a[lo : i + k], b[lo : i + k]
+    if options.excerpts == "hash":
+        before, after = _digest(before), _digest(after)
+    return label, i, before, after, volatile
 
 
 def hints_withheld(p: Print) -> bool:

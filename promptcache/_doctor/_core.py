@@ -178,6 +178,31 @@ class Diagnoser:
                 self.findings[f.key] = f if old is None else old.merged(f)
             return out
 
+    def overflow(self, p: Print, now: float) -> Finding:
+        """Record a request that carries more breakpoints than the provider allows."""
+        f = Finding(
+            kind="breakpoints",
+            family=p.family[:12],
+            api=p.api.value,
+            model=p.model,
+            summary=(
+                f"{p.bp_count} cache breakpoints in one request (the app's own and the "
+                f"automatic one included): more than the {MAX_BREAKPOINTS} allowed"
+                + (", so the provider rejects it" if p.api is Api.ANTHROPIC_MESSAGES else "")
+            ),
+            fix=(
+                f"keep at most {MAX_BREAKPOINTS}: drop the app's own cache_control and let "
+                "restructure='safe' place them, or remove the top-level cache_control"
+            ),
+            evidence=Evidence(breakpoints=p.bp_count, block="breakpoint overflow"),
+            first_seen=now,
+            last_seen=now,
+        )
+        with self._lock:
+            old = self.findings.get(f.key)
+            self.findings[f.key] = f if old is None else old.merged(f)
+        return f
+
     def sweep(self, now: float) -> list[Finding]:
         """Settle writes whose lifetime has passed (for ``pc.doctor()`` between calls)."""
         out: list[Finding] = []
@@ -388,7 +413,16 @@ class Diagnoser:
             if p.bp_count == 0:
                 return "this request carries no cache breakpoint: the provider reads nothing"
             written = [b for b in s.p.bps if b < shared]
-            if not written or not p.bps:
+            if not written:
+                # Every entry the earlier request wrote ends after the point where the two
+                # differ (a breakpoint only on the last block, or the automatic one).
+                return (
+                    f"the earlier request wrote the cache only at its end, past {p.labels[shared]}"
+                    " where requests differ: no entry covers the shared prefix"
+                    if shared < len(p.labels) and s.p.bp_count
+                    else None
+                )
+            if not p.bps:
                 return None
             w = max(written)
             if not any(w <= b < w + LOOKBACK for b in p.bps):

@@ -18,14 +18,15 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
 from promptcache._api import Api, RequestInfo
 from promptcache._doctor import _history
-from promptcache._doctor._core import Billed, Diagnoser, Pricer
+from promptcache._doctor._core import MAX_BREAKPOINTS, Billed, Diagnoser, Pricer
 from promptcache._doctor._findings import DoctorOptions, Finding
-from promptcache._doctor._fingerprint import fingerprint
+from promptcache._doctor._fingerprint import Print, fingerprint
 from promptcache._errors import CacheMissWarning
 from promptcache._hooks import Planner, Rewrite, UsageMeta
 
@@ -88,6 +89,21 @@ def make_pricer(prices: Mapping[str, Any] | None) -> Pricer:
     return price
 
 
+@dataclass(slots=True)
+class _Carried:
+    """The planner's own facts and the doctor's fingerprint, on one ``Rewrite.plan``."""
+
+    inner: Any
+    print: Print
+
+
+def _unwrap(sent: Rewrite) -> Rewrite:
+    # The planner gets its Rewrite back exactly as it made it.
+    if isinstance(sent.plan, _Carried):
+        return replace(sent, plan=sent.plan.inner)
+    return sent
+
+
 class Doctor:
     """Wraps the planner: forwards everything, and explains provider cache misses."""
 
@@ -110,32 +126,48 @@ class Doctor:
         self._flushed = clock()
         self._announced: set[str] = set()
 
-    # --- the Planner protocol: forwarded ---------------------------------------------------
+    # --- the Planner protocol: forwarded, with the fingerprint riding on the Rewrite ----------
     def rewrite(self, info: RequestInfo, body: dict[str, Any]) -> Rewrite:
-        """Forward to the planner."""
-        return self.inner.rewrite(info, body)
+        """Plan with the planner, then fingerprint the body that will be sent."""
+        sent = self.inner.rewrite(info, body)
+        try:
+            p = fingerprint(info, sent.body)
+        except Exception:  # the doctor must never cost the user a call
+            log.debug("promptcache doctor could not fingerprint a request", exc_info=True)
+            return sent
+        sent.plan = _Carried(sent.plan, p)
+        if p.bp_count > MAX_BREAKPOINTS:
+            # Found before sending: Anthropic answers 400, so no usage will ever come back.
+            self._found([self.core.overflow(p, self._clock())])
+        return sent
 
     def rejected(
         self, info: RequestInfo, sent: Rewrite, status: int, error_body: bytes
     ) -> dict[str, Any] | None:
         """Forward to the planner."""
-        return self.inner.rejected(info, sent, status, error_body)
+        return self.inner.rejected(info, _unwrap(sent), status, error_body)
 
     def observe(self, info: RequestInfo, sent: Rewrite, usage: UsageMeta | None) -> None:
         """Forward to the planner, then follow the request's family."""
-        self.inner.observe(info, sent, usage)
+        carried = sent.plan if isinstance(sent.plan, _Carried) else None
+        self.inner.observe(info, _unwrap(sent), usage)
         try:
-            self._observe(info, sent, usage)
+            self._observe(info, sent, carried, usage)
         except Exception:  # the doctor must never cost the user a call
             log.debug("promptcache doctor failed on a request", exc_info=True)
 
     # --- the doctor ------------------------------------------------------------------------
-    def _observe(self, info: RequestInfo, sent: Rewrite, usage: UsageMeta | None) -> None:
+    def _observe(
+        self, info: RequestInfo, sent: Rewrite, carried: _Carried | None, usage: UsageMeta | None
+    ) -> None:
         billed = billed_of(usage)
         if billed is None:
             return
         now = info.started or self._clock()
-        found = self.core.observe(fingerprint(info, sent.body), billed, now)
+        p = carried.print if carried is not None else fingerprint(info, sent.body)
+        self._found(self.core.observe(p, billed, now))
+
+    def _found(self, found: list[Finding]) -> None:
         if found:
             self._keep(found)
             for f in found:

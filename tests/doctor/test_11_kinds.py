@@ -73,7 +73,7 @@ def test_prefix_changed_in_an_earlier_turn_of_a_conversation(
 
 def test_below_minimum(emulator: Emulator, tmp_path: Path) -> None:
     pc = pc_for(emulator, tmp_path, "off")
-    system = [{"type": "text", "text": SHORT, "cache_control": {"type": "ephemeral"}}]
+    system: Any = [{"type": "text", "text": SHORT, "cache_control": {"type": "ephemeral"}}]
     with claude(emulator, pc) as client:
         for i in range(2):
             client.messages.create(
@@ -197,7 +197,7 @@ def test_breakpoint_only_at_the_end_is_never_read(emulator: Emulator, tmp_path: 
 
 def test_breakpoints_moved_beyond_the_lookback(emulator: Emulator, tmp_path: Path) -> None:
     pc = pc_for(emulator, tmp_path, "off")
-    cc = {"type": "ephemeral"}
+    cc: Any = {"type": "ephemeral"}
     first: list[Any] = [
         {"role": "user", "content": [{"type": "text", "text": SYSTEM, "cache_control": cc}]}
     ]
@@ -232,7 +232,7 @@ def test_breakpoint_overflow_from_the_apps_own_cache_control(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     pc = pc_for(emulator, tmp_path, "safe")
-    cc = {"type": "ephemeral"}
+    cc: Any = {"type": "ephemeral"}
     system = [
         {"type": "text", "text": f"Part {i}. " + SYSTEM, "cache_control": cc} for i in range(4)
     ]

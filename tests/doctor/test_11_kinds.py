@@ -233,7 +233,7 @@ def test_breakpoint_overflow_from_the_apps_own_cache_control(
 ) -> None:
     pc = pc_for(emulator, tmp_path, "safe")
     cc: Any = {"type": "ephemeral"}
-    system = [
+    system: Any = [
         {"type": "text", "text": f"Part {i}. " + SYSTEM, "cache_control": cc} for i in range(4)
     ]
     with claude(emulator, pc) as client, pytest.raises(anthropic.BadRequestError):

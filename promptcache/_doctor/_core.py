@@ -221,23 +221,30 @@ class Diagnoser:
     ) -> Finding | None:
         if not fam.recent:
             return None  # the first call of a family has nothing to compare with
-        best: tuple[bool, int, _Seen, int, bool] | None = None
-        for s in reversed(fam.recent):  # newest first: ties go to the latest request
-            same = s.p.scope == p.scope and s.p.tools == p.tools
-            shared = common_blocks(s.p.digests, p.digests)
-            early = shared < min(s.p.last_turn, len(s.p.digests))
-            if early:
-                # Diverged before the earlier request's final turn: what it shared with the
-                # family is what this request could have read, had the prefix held.
-                cut = s.p.last_turn
-                ideal = int(s.p.ends[cut - 1] * s.ratio) if cut else 0
-            else:
-                ideal = int(p.ends[shared - 1] * ratio) if shared else 0
-            ideal = min(ideal, billed.input_tokens)
-            if best is None or (same, ideal) > (best[0], best[1]):
-                best = (same, ideal, s, shared, early)
-        assert best is not None
-        same, ideal, s, shared, early = best
+        # Compare with the most similar earlier request (same scope first, then the longest
+        # shared prefix, then the newest): that is the one this request continues.
+        s = max(
+            reversed(fam.recent),
+            key=lambda r: (
+                r.p.scope == p.scope and r.p.tools == p.tools,
+                common_blocks(r.p.digests, p.digests),
+            ),
+        )
+        same = s.p.scope == p.scope and s.p.tools == p.tools
+        shared = common_blocks(s.p.digests, p.digests)
+        # What of the earlier request this one should repeat verbatim: all of it when this
+        # one continues the conversation (more turns), else all but its final turn (a new
+        # question in its place). A change there, before this request's own final turn, is
+        # a changed prefix; parting at the final turn is a new question or conversation.
+        keep = len(s.p.digests) if p.turns > s.p.turns else s.p.last_turn
+        cut = min(keep, p.last_turn)
+        early = shared < cut
+        if early:
+            # What the earlier request shared with this one, had the prefix held.
+            ideal = int(s.p.ends[cut - 1] * s.ratio) if cut else 0
+        else:
+            ideal = int(p.ends[shared - 1] * ratio) if shared else 0
+        ideal = min(ideal, billed.input_tokens)
         read = billed.read
         tol = max(16 if p.api is Api.ANTHROPIC_MESSAGES else 128, ideal // 20)
         if ideal <= 0 or read >= ideal - tol:
@@ -387,8 +394,10 @@ class Diagnoser:
             if volatile
             else "keep earlier blocks byte-identical between calls; put what changes last"
         )
+        # Money: only what the earlier request had actually left in the cache was lost.
+        missed = min(ideal, s.reach) - billed.read
         return self._finding(
-            "prefix_changed", p, billed, now, ideal - billed.read,
+            "prefix_changed", p, billed, now, missed,
             replace(
                 ev,
                 block=label,

@@ -70,6 +70,7 @@ class Print:
     labels: list[str]  # where each block is, for people: "system", "message 2 part 1"
     raws: list[bytes] | None  # each block's bytes; kept for the family's latest request only
     last_turn: int  # index of the first block of the final message
+    turns: int  # messages (input items) in the request
     bps: tuple[int, ...]  # blocks that carry a breakpoint
     bp_count: int  # breakpoints in the request, the automatic one included
     ttl_s: float  # the cache lifetime this request's writes get (a lower bound)
@@ -139,6 +140,23 @@ def _part_bytes(part: Any) -> tuple[bytes, str | None]:
         # content turned into a part when a breakpoint was added, all stay the same block.
         return _dumps(part["text"]), bp
     return _dumps(part), bp
+
+
+def _item_bytes(item: dict[str, Any]) -> tuple[bytes, str | None]:
+    """Bytes of a non-message item with breakpoint markup removed from its output parts."""
+    out = item.get("output")
+    bp: str | None = None
+    if isinstance(out, list):
+        parts = []
+        for part in out:
+            if isinstance(part, dict) and "prompt_cache_breakpoint" in part:
+                mark = part["prompt_cache_breakpoint"]
+                bp = str(mark.get("ttl") or "") if isinstance(mark, dict) else ""
+                part = {k: v for k, v in part.items() if k != "prompt_cache_breakpoint"}
+            parts.append(part)
+        if bp is not None:
+            item = {**item, "output": parts}
+    return _dumps(item), bp
 
 
 def _retention_s(info: RequestInfo, body: dict[str, Any], bp_ttls: list[str]) -> float:
@@ -222,10 +240,15 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
                 head += _text(item.get("content"))
             else:
                 in_head = False
+            if role is None and item.get("type") not in (None, "message"):
+                # A Responses item that is not a message (a tool call, its output, reasoning)
+                # is cached as the whole item: a string output and the same text as a list of
+                # parts are different bytes to the provider, so they must differ here too.
+                raw, bp = _item_bytes(item)
+                add(raw, f"message {mi}", bp)
+                continue
+            content = item.get("content")
             field = "content"
-            if item.get("type") == "function_call_output":
-                field = "output"
-            content = item.get(field)
             meta = _dumps({k: v for k, v in item.items() if k != field and k not in _BP_KEYS})
             if isinstance(content, list) and content:
                 for pi, part in enumerate(content):
@@ -258,6 +281,7 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
         labels=labels,
         raws=raws,
         last_turn=last_turn,
+        turns=len(items) if isinstance(items, list) else 0,
         bps=tuple(bps),
         bp_count=len(bps) + (1 if auto else 0),
         ttl_s=_retention_s(info, body, bp_ttls),

@@ -248,3 +248,40 @@ def test_breakpoint_overflow_from_the_apps_own_cache_control(
     f = one(pc.doctor(), "breakpoints")
     assert f.evidence.breakpoints == 5 and "rejects" in f.summary
     pc.close()
+
+
+def test_prefix_changed_when_a_tool_output_changes_shape(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # The same function_call_output sent as a string, then as a list of parts: the same text
+    # to a person, other bytes to the provider (what issue 10 (b) is about).
+    pc = pc_for(emulator, tmp_path, "off")
+    head: list[Any] = [
+        {"role": "user", "content": "Find the report. " * 50},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+    ]
+    rows = "row " * 300
+    with gpt(emulator, pc) as client:
+        client.responses.create(
+            model="gpt-4.1",
+            instructions=SYSTEM,
+            input=[*head, {"type": "function_call_output", "call_id": "c1", "output": rows}],
+        )
+        emulator.clock.advance(20)
+        client.responses.create(
+            model="gpt-4.1",
+            instructions=SYSTEM,
+            input=[
+                *head,
+                {
+                    "type": "function_call_output",
+                    "call_id": "c1",
+                    "output": [{"type": "input_text", "text": rows}],
+                },
+                {"role": "user", "content": "and?"},
+            ],
+        )
+    f = one(pc.doctor(), "prefix_changed")
+    assert f.evidence.block == "message 2"
+    assert emulator.calls[1].cache_read_tokens < emulator.calls[0].input_tokens - 200
+    pc.close()

@@ -44,7 +44,15 @@ from promptcache._doctor._fingerprint import Print, text_of_block
 from promptcache._plan._openai import is_openai_host
 from promptcache._plan._volatile import common_prefix_len, volatile_lines
 
-__all__ = ["Billed", "Diagnoser", "Pricer", "common_blocks", "diff_block", "hints_withheld"]
+__all__ = [
+    "Billed",
+    "Diagnoser",
+    "Pricer",
+    "common_blocks",
+    "diff_block",
+    "hints_withheld",
+    "must_repeat",
+]
 
 MAX_FAMILIES: Final = 1024
 MAX_RECENT: Final = 4
@@ -232,12 +240,7 @@ class Diagnoser:
         )
         same = s.p.scope == p.scope and s.p.tools == p.tools
         shared = common_blocks(s.p.digests, p.digests)
-        # What of the earlier request this one should repeat verbatim: all of it when this
-        # one continues the conversation (more turns), else all but its final turn (a new
-        # question in its place). A change there, before this request's own final turn, is
-        # a changed prefix; parting at the final turn is a new question or conversation.
-        keep = len(s.p.digests) if p.turns > s.p.turns else s.p.last_turn
-        cut = min(keep, p.last_turn)
+        cut = must_repeat(s.p, p)
         early = shared < cut
         if early:
             # What the earlier request shared with this one, had the prefix held.
@@ -579,6 +582,17 @@ class Diagnoser:
             first_seen=now,
             last_seen=now,
         )
+
+
+def must_repeat(old: Print, new: Print) -> int:
+    """Return how many leading blocks of ``old`` the request ``new`` should repeat verbatim.
+
+    All of ``old`` when ``new`` continues the conversation (more turns), else all but its final
+    turn (a new question in its place) — and never ``new``'s own final turn. A difference
+    before that is a changed prefix; parting later is a new question or conversation.
+    """
+    keep = len(old.digests) if new.turns > old.turns else old.last_turn
+    return min(keep, new.last_turn)
 
 
 def diff_block(

@@ -47,7 +47,7 @@ def assert_prefix_stable(
     >>> assert_prefix_stable([ask("one"), ask("two")])
     """
     from promptcache._api import Api, RequestInfo
-    from promptcache._doctor._core import common_blocks, diff_block
+    from promptcache._doctor._core import common_blocks, diff_block, must_repeat
     from promptcache._doctor._findings import DoctorOptions
     from promptcache._doctor._fingerprint import fingerprint
 
@@ -72,7 +72,7 @@ def assert_prefix_stable(
                 "the provider cache of the earlier request does not apply"
             )
         shared = common_blocks(a.digests, b.digests)
-        if shared < min(a.last_turn, len(a.digests)):
+        if shared < must_repeat(a, b):
             label, at, before, after, volatile = diff_block(a, b, shared, options)
             looks = f" (looks like a {volatile})" if volatile else ""
             where = f"{label}, char {at}" if at is not None else label

@@ -349,14 +349,14 @@ class PromptCache:
         """The state every wrapped client of this cache shares (internal)."""
         if self._engine is None:
             store = self.store if self.response_cache else None
-            planner, accountant = self.planner, self.accountant
+            planner, accountant = self._with_doctor(self.planner, self.accountant)
             with self._lock:
                 if self._engine is None:
                     from promptcache._transport import Engine
 
                     self._engine = Engine(
                         store=store,
-                        planner=self._with_doctor(planner),
+                        planner=planner,
                         accountant=accountant,
                         salt=self._salt,
                         user_namespace=self.namespace,
@@ -370,20 +370,20 @@ class PromptCache:
 
     # --- the cache doctor ---------------------------------------------------------------------
 
-    def _with_doctor(self, planner: Planner) -> Planner:
+    def _with_doctor(self, planner: Planner, accountant: Accountant) -> tuple[Planner, Accountant]:
         from promptcache._doctor import Doctor, DoctorOptions, make_pricer
 
         options = self._doctor_options or DoctorOptions()
         if not options.enabled:
-            return planner
-        self._doctor = Doctor(
+            return planner, accountant
+        self._doctor = doctor = Doctor(
             planner,
             options,
             directory=self.directory if self._directory_usable else None,
             pricer=make_pricer(self._prices),
             clock=self._clock,
         )
-        return self._doctor  # type: ignore[no-any-return]
+        return doctor, doctor.listening(accountant)
 
     def doctor(self, *, since: float | None = None) -> list[Finding]:
         """Why the provider cache missed, as typed findings (costliest first).

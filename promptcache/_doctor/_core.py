@@ -39,6 +39,7 @@ from typing import Final
 import xxhash
 
 from promptcache._api import Api
+from promptcache._doctor._ask import kind_of_reason
 from promptcache._doctor._findings import DoctorOptions, Evidence, Finding, Kind
 from promptcache._doctor._fingerprint import Print, text_of_block
 from promptcache._plan._openai import is_openai_host
@@ -369,6 +370,19 @@ class Diagnoser:
                 "if this endpoint forwards to OpenAI, say so: "
                 "OpenAIOptions(endpoint='openai') or compatible_accepts_cache_key=True",
             )
+        why = billed.provider_reason
+        told = kind_of_reason(why) if why else None
+        if told is not None:
+            return self._finding(
+                told,  # type: ignore[arg-type]  # a kind from the table in _ask
+                p,
+                billed,
+                now,
+                missed,
+                replace(ev, fields=(why.split(" ", 1)[0],) if why else ()),
+                f"the provider says: {why}",
+                "see the provider's reason; keep that part of the request fixed within a family",
+            )
         return self._finding(
             "unexplained", p, billed, now, missed, ev,
             "the prefix, settings and timing all allowed a read; the provider did not "
@@ -429,9 +443,9 @@ class Diagnoser:
                 # Every entry the earlier request wrote ends after the point where the two
                 # differ (a breakpoint only on the last block, or the automatic one).
                 return (
-                    f"the earlier request wrote the cache only at its end, past {p.labels[shared]}"
+                    f"the earlier request wrote the cache only at its end, past {p.label(shared)}"
                     " where requests differ: no entry covers the shared prefix"
-                    if shared < len(p.labels) and s.p.bp_count
+                    if shared < len(p.where) and s.p.bp_count
                     else None
                 )
             if not p.bps:
@@ -603,13 +617,13 @@ def diff_block(
     Needs the blocks' bytes (kept for a family's latest request); without them only the label
     is known. Excerpts follow ``options.excerpts``: text, a digest, or nothing.
     """
-    label = new.labels[d] if d < len(new.labels) else old.labels[d]
+    label = new.label(d) if d < len(new.where) else old.label(d)
     old_raw = old.raws[d] if old.raws is not None and d < len(old.raws) else None
     new_raw = new.raws[d] if new.raws is not None and d < len(new.raws) else None
     if old_raw is None or new_raw is None:
         return label, None, None, None, None
-    a = text_of_block(old_raw) or old_raw.decode("utf-8", "replace")
-    b = text_of_block(new_raw) or new_raw.decode("utf-8", "replace")
+    a = text_of_block(old_raw) or _decoded(old_raw)
+    b = text_of_block(new_raw) or _decoded(new_raw)
     i = common_prefix_len(a, b)
     ls = b.rfind("\n", 0, i) + 1
     le = b.find("\n", i)
@@ -622,6 +636,10 @@ def diff_block(
     if options.excerpts == "hash":
         before, after = _digest(before), _digest(after)
     return label, i, before, after, volatile
+
+
+def _decoded(raw: str | bytes) -> str:
+    return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
 
 
 def hints_withheld(p: Print) -> bool:

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,11 +25,12 @@ from typing import Any, Final
 
 from promptcache._api import Api, RequestInfo
 from promptcache._doctor import _history
+from promptcache._doctor._ask import ask, read_answer
 from promptcache._doctor._core import MAX_BREAKPOINTS, Billed, Diagnoser, Pricer
 from promptcache._doctor._findings import DoctorOptions, Finding
 from promptcache._doctor._fingerprint import Print, fingerprint
 from promptcache._errors import CacheMissWarning
-from promptcache._hooks import Planner, Rewrite, UsageMeta
+from promptcache._hooks import Accountant, Planner, Rewrite, UsageMeta
 
 __all__ = ["Doctor", "billed_of", "make_pricer"]
 
@@ -95,6 +97,32 @@ class _Carried:
 
     inner: Any
     print: Print
+    unasked: dict[str, Any] | None = None  # the body before the provider was asked why
+
+
+class _Listener:
+    """Forwards to the accountant; reads the provider's answer to the doctor's question."""
+
+    def __init__(self, inner: Accountant, doctor: Doctor) -> None:
+        self.inner = inner
+        self._doctor = doctor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # the ledger, close(), … of the real accountant
+
+    def record_upstream(
+        self, info: RequestInfo, body: bytes, *, status: int, complete: bool
+    ) -> UsageMeta | None:
+        meta = self.inner.record_upstream(info, body, status=status, complete=complete)
+        if status < 400:
+            try:
+                self._doctor.heard(info, read_answer(info.api, body, stream=info.stream))
+            except Exception:  # the doctor must never cost the user a call
+                log.debug("promptcache doctor could not read a response", exc_info=True)
+        return meta
+
+    def record_local_hit(self, info: RequestInfo, meta: UsageMeta | None) -> None:
+        self.inner.record_local_hit(info, meta)
 
 
 def _unwrap(sent: Rewrite) -> Rewrite:
@@ -125,6 +153,21 @@ class Doctor:
         self._pending: dict[str, Finding] = {}
         self._flushed = clock()
         self._announced: set[str] = set()
+        # ask_provider: each family's latest response id, answers in flight, hosts that refused.
+        self._last_id: OrderedDict[str, str] = OrderedDict()
+        self._answers: dict[int, tuple[str | None, str | None]] = {}
+        self._refused: set[str] = set()
+
+    def listening(self, accountant: Accountant) -> Accountant:
+        """Return the accountant to use: it also hears the provider's answers when asked."""
+        return _Listener(accountant, self) if self.options.ask_provider else accountant
+
+    def heard(self, info: RequestInfo, answer: tuple[str | None, str | None]) -> None:
+        """Keep a response's id and miss reason until ``observe`` of the same call."""
+        with self._lock:
+            if len(self._answers) > 1024:
+                self._answers.clear()  # calls that never reached observe (errors): forget
+            self._answers[id(info)] = answer
 
     # --- the Planner protocol: forwarded, with the fingerprint riding on the Rewrite ----------
     def rewrite(self, info: RequestInfo, body: dict[str, Any]) -> Rewrite:
@@ -135,7 +178,14 @@ class Doctor:
         except Exception:  # the doctor must never cost the user a call
             log.debug("promptcache doctor could not fingerprint a request", exc_info=True)
             return sent
-        sent.plan = _Carried(sent.plan, p)
+        carried = _Carried(sent.plan, p)
+        sent.plan = carried
+        if self.options.ask_provider and info.base_url not in self._refused:
+            previous = self._last_id.get(p.family)
+            asked = ask(info.api, info.model, sent.body, previous) if previous else None
+            if asked is not None:
+                carried.unasked = sent.body
+                sent = replace(sent, body=asked, changed=True)
         if p.bp_count > MAX_BREAKPOINTS:
             # Found before sending: Anthropic answers 400, so no usage will ever come back.
             self._found([self.core.overflow(p, self._clock())])
@@ -144,7 +194,13 @@ class Doctor:
     def rejected(
         self, info: RequestInfo, sent: Rewrite, status: int, error_body: bytes
     ) -> dict[str, Any] | None:
-        """Forward to the planner."""
+        """Retry without the doctor's question if it was refused, else ask the planner."""
+        carried = sent.plan if isinstance(sent.plan, _Carried) else None
+        if carried is not None and carried.unasked is not None:
+            text = error_body.decode("utf-8", "replace").lower()
+            if "diagnostics" in text or "comparison_response_id" in text:
+                self._refused.add(info.base_url)  # this endpoint is not asked again
+                return carried.unasked
         return self.inner.rejected(info, _unwrap(sent), status, error_body)
 
     def observe(self, info: RequestInfo, sent: Rewrite, usage: UsageMeta | None) -> None:
@@ -165,6 +221,16 @@ class Doctor:
             return
         now = info.started or self._clock()
         p = carried.print if carried is not None else fingerprint(info, sent.body)
+        if self.options.ask_provider:
+            with self._lock:
+                rid, reason = self._answers.pop(id(info), (None, None))
+                if rid is not None:
+                    self._last_id[p.family] = rid
+                    self._last_id.move_to_end(p.family)
+                    if len(self._last_id) > 4096:
+                        self._last_id.popitem(last=False)
+            if reason is not None:
+                billed = replace(billed, provider_reason=reason)
         self._found(self.core.observe(p, billed, now))
 
     def _found(self, found: list[Finding]) -> None:

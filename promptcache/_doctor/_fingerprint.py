@@ -14,6 +14,7 @@ Cost: one ``orjson.dumps`` and one xxh3 per block, both C-speed (about 25 µs fo
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -67,8 +68,8 @@ class Print:
     family: str
     digests: tuple[int, ...]
     ends: list[int]  # cumulative size in chars after each block
-    labels: list[str]  # where each block is, for people: "system", "message 2 part 1"
-    raws: list[bytes] | None  # each block's bytes; kept for the family's latest request only
+    where: list[tuple[int, int]]  # (message or _TOOLS/_SYSTEM/_INSTRUCTIONS, part or -1)
+    raws: list[str | bytes] | None  # each block's text or bytes; the family's latest only
     last_turn: int  # index of the first block of the final message
     turns: int  # messages (input items) in the request
     bps: tuple[int, ...]  # blocks that carry a breakpoint
@@ -85,6 +86,21 @@ class Print:
         """Size of the whole request in chars."""
         return self.ends[-1] if self.ends else 0
 
+    def label(self, i: int) -> str:
+        """Where block ``i`` is, for people: ``"system"``, ``"message 2 part 1"``."""
+        mi, pi = self.where[i]
+        if mi < 0:
+            return _SECTIONS[mi]
+        return f"message {mi}" if pi < 0 else f"message {mi} part {pi}"
+
+
+_TOOLS: Final = -1
+_SYSTEM: Final = -2
+_INSTRUCTIONS: Final = -3
+_SECTIONS: Final = {_TOOLS: "tools", _SYSTEM: "system", _INSTRUCTIONS: "instructions"}
+# role -> hash of {"role": role}; few roles exist, so this never grows past a handful.
+_ROLE_SEEDS: dict[str, int] = {}
+
 
 def _text(x: Any) -> str:
     if isinstance(x, str):
@@ -96,8 +112,10 @@ def _text(x: Any) -> str:
     return ""
 
 
-def text_of_block(raw: bytes) -> str | None:
+def text_of_block(raw: str | bytes) -> str | None:
     """Return the text of a block from its fingerprint bytes (``None``: not text)."""
+    if isinstance(raw, str):
+        return raw
     try:
         v = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -109,10 +127,13 @@ def text_of_block(raw: bytes) -> str | None:
     return None
 
 
-def _part_bytes(part: Any) -> tuple[bytes, str | None]:
-    """Bytes of a content part without breakpoint markup, and the ttl of a breakpoint on it."""
-    if isinstance(part, str):
-        return _dumps(part), None
+def _part_bytes(part: Any) -> tuple[str | bytes, str | None]:
+    """Return a part as hashed (its text, or its JSON without breakpoints) and its ttl mark.
+
+    The ttl is that of a breakpoint on the part (``""``: default), ``None`` when it has none.
+    """
+    if type(part) is str:
+        return part, None
     if not isinstance(part, dict):
         return _dumps(part), None
     bp: str | None = None
@@ -120,7 +141,7 @@ def _part_bytes(part: Any) -> tuple[bytes, str | None]:
         mark = part.get("cache_control") or part.get("prompt_cache_breakpoint")
         bp = str(mark.get("ttl") or "") if isinstance(mark, dict) else ""
         part = {k: v for k, v in part.items() if k not in _BP_KEYS}
-    elif isinstance(part.get("content"), list):
+    elif type(part.get("content")) is list:
         # A breakpoint inside a tool_result's content ends the prefix at this block.
         for sub in part["content"]:
             if isinstance(sub, dict) and isinstance(sub.get("cache_control"), dict):
@@ -135,14 +156,16 @@ def _part_bytes(part: Any) -> tuple[bytes, str | None]:
                     ],
                 }
                 break
-    if len(part) == 2 and part.get("type") in _TEXT_TYPES and isinstance(part.get("text"), str):
-        # A text part hashes as its text: "text" and "input_text" parts, and a plain string
-        # content turned into a part when a breakpoint was added, all stay the same block.
-        return _dumps(part["text"]), bp
+    if len(part) == 2 and part.get("type") in _TEXT_TYPES:
+        text = part.get("text")
+        if type(text) is str:
+            # A text part hashes as its text: "text" and "input_text" parts, and a plain
+            # string content turned into a part when a breakpoint was added, stay one block.
+            return text, bp
     return _dumps(part), bp
 
 
-def _item_bytes(item: dict[str, Any]) -> tuple[bytes, str | None]:
+def _item_bytes(item: dict[str, Any]) -> tuple[str | bytes, str | None]:
     """Bytes of a non-message item with breakpoint markup removed from its output parts."""
     out = item.get("output")
     bp: str | None = None
@@ -174,10 +197,27 @@ def _retention_s(info: RequestInfo, body: dict[str, Any], bp_ttls: list[str]) ->
         return _TTL_S["24h"]
     if retention == "in_memory":
         return _TTL_S["5m"]  # "5-10 minutes of inactivity": the lower bound
+    return _default_retention_s(model)
+
+
+@functools.lru_cache(maxsize=512)  # a handful of model names per process; a regex per call
+def _default_retention_s(model: str) -> float:
     hit = _GPT.search(model.lower())
     if hit and (int(hit.group(1)), int(hit.group(2) or 0)) >= (5, 5):
         return _TTL_S["24h"]  # the default retention from gpt-5.5 on (non-ZDR organisations)
     return _TTL_S["5m"]
+
+
+@functools.lru_cache(maxsize=1024)
+def _meta_seed(meta: bytes) -> int:
+    return _xxh(meta)
+
+
+def _seed_of(item: dict[str, Any]) -> int:
+    """Hash a message's fields besides its content (mixed into its first block's hash)."""
+    return _meta_seed(
+        _dumps({k: v for k, v in item.items() if k != "content" and k not in _BP_KEYS})
+    )
 
 
 def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
@@ -185,18 +225,22 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
     api = info.api
     digests: list[int] = []
     ends: list[int] = []
-    labels: list[str] = []
-    raws: list[bytes] = []
+    where: list[tuple[int, int]] = []
+    raws: list[str | bytes] = []
     bps: list[int] = []
     bp_ttls: list[str] = []
     size = 0
+    xxh = _xxh
 
-    def add(raw: bytes, label: str, bp: str | None, salt: bytes = b"") -> None:
+    def add(raw: str | bytes, at: tuple[int, int], bp: str | None, seed: int = 0) -> None:
         nonlocal size
-        digests.append(_xxh(salt + raw) if salt else _xxh(raw))
+        # Text is hashed as UTF-8 without a JSON pass (escaping a 400 kB string costs more
+        # than hashing it); structure as its JSON.
+        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+        digests.append(xxh(data) ^ seed)
         size += len(raw)
         ends.append(size)
-        labels.append(label)
+        where.append(at)
         raws.append(raw)
         if bp is not None:
             bps.append(len(digests) - 1)
@@ -207,22 +251,22 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
     if isinstance(tools, list):
         for t in tools:
             raw, bp = _part_bytes(t)
-            add(raw, "tools", bp)
+            add(raw, (_TOOLS, -1), bp)
             tool_digests.append(digests[-1])
     head = ""
     items_key = "input" if api is Api.OPENAI_RESPONSES else "messages"
     if api is Api.ANTHROPIC_MESSAGES:
         system = body.get("system")
         if isinstance(system, str):
-            add(_dumps(system), "system", None)
+            add(system, (_SYSTEM, -1), None)
         elif isinstance(system, list):
             for blk in system:
                 raw, bp = _part_bytes(blk)
-                add(raw, "system", bp)
+                add(raw, (_SYSTEM, -1), bp)
         head = _text(system)
     instructions = body.get("instructions") if api is Api.OPENAI_RESPONSES else None
     if isinstance(instructions, str):
-        add(_dumps(instructions), "instructions", None)
+        add(instructions, (_INSTRUCTIONS, -1), None)
         head = instructions
     items = body.get(items_key)
     if isinstance(items, str):
@@ -230,10 +274,36 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
     last_turn = len(digests)
     if isinstance(items, list):
         in_head = api is not Api.ANTHROPIC_MESSAGES
+        push_digest, push_end, push_where, push_raw = (
+            digests.append,
+            ends.append,
+            where.append,
+            raws.append,
+        )
+        seeds = _ROLE_SEEDS
         for mi, item in enumerate(items):
             last_turn = len(digests)
+            if type(item) is dict and len(item) == 2:
+                # The common shape, {"role": ..., "content": "text"}, inline: this loop runs
+                # over every message of every request.
+                content = item.get("content")
+                role = item.get("role")
+                if type(content) is str and type(role) is str:
+                    if in_head and role in _HEAD_ROLES:
+                        head += content
+                    else:
+                        in_head = False
+                    seed = seeds.get(role)
+                    if seed is None:
+                        seed = seeds[role] = _seed_of(item)
+                    push_digest(xxh(content.encode("utf-8", "surrogatepass")) ^ seed)
+                    size += len(content)
+                    push_end(size)
+                    push_where((mi, -1))
+                    push_raw(content)
+                    continue
             if not isinstance(item, dict):
-                add(_dumps(item), f"message {mi}", None)
+                add(_dumps(item), (mi, -1), None)
                 continue
             role = item.get("role")
             if in_head and role in _HEAD_ROLES:
@@ -245,25 +315,29 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
                 # is cached as the whole item: a string output and the same text as a list of
                 # parts are different bytes to the provider, so they must differ here too.
                 raw, bp = _item_bytes(item)
-                add(raw, f"message {mi}", bp)
+                add(raw, (mi, -1), bp)
                 continue
             content = item.get("content")
-            field = "content"
-            meta = _dumps({k: v for k, v in item.items() if k != field and k not in _BP_KEYS})
-            if isinstance(content, list) and content:
+            seed = _seed_of(item)
+            if type(content) is list and content:
                 for pi, part in enumerate(content):
                     raw, bp = _part_bytes(part)
-                    add(raw, f"message {mi} part {pi}", bp, meta if pi == 0 else b"")
+                    add(raw, (mi, pi), bp, seed if pi == 0 else 0)
             else:
                 raw, bp = _part_bytes(content)
-                add(raw, f"message {mi}", bp, meta)
+                add(raw, (mi, -1), bp, seed)
         if not head and items and isinstance(items[0], dict):
             head = _text(items[0].get("content"))
     auto = api is Api.ANTHROPIC_MESSAGES and isinstance(body.get("cache_control"), dict)
     scope: dict[str, int] = {}
     for name in _SCOPE[api]:
         v = body.get(name)
-        scope[name] = 0 if v is None else _xxh(_dumps(v, option=orjson.OPT_SORT_KEYS))
+        if v is None:
+            scope[name] = 0
+        elif type(v) is str:
+            scope[name] = xxh(v.encode())
+        else:
+            scope[name] = xxh(_dumps(v, option=orjson.OPT_SORT_KEYS))
     key = body.get("prompt_cache_key")
     model = info.model or ""
     if api is Api.ANTHROPIC_MESSAGES:
@@ -278,7 +352,7 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
         family=family_key(api.value, info.base_url, info.tenant, head[:2000]),
         digests=tuple(digests),
         ends=ends,
-        labels=labels,
+        where=where,
         raws=raws,
         last_turn=last_turn,
         turns=len(items) if isinstance(items, list) else 0,

@@ -329,8 +329,13 @@ class Diagnoser:
                 replace(ev, ttl_s=s.p.ttl_s),
                 f"{_dur(gap)} since the family's last request, longer than the "
                 f"{_dur(s.p.ttl_s)} cache lifetime in force",
-                "use a longer TTL (Anthropic ttl='1h'; OpenAI gpt-5.6+ ttl='12h' on "
-                "Responses) or AnthropicOptions(ttl='auto'), or call more often",
+                (
+                    "let restructure='safe' choose 5m or 1h from the gaps, or set "
+                    "cache_control ttl='1h' yourself"
+                    if p.api is Api.ANTHROPIC_MESSAGES
+                    else "on gpt-5.6+ Responses use prompt_cache_options ttl='12h'; before "
+                    "gpt-5.6, prompt_cache_retention='24h'"
+                ),
             )
         bp = self._breakpoint_problem(p, s, shared)
         if bp is not None:

@@ -22,7 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +146,8 @@ def sdk_calls(tokens: int, calls: int) -> tuple[float, float, float]:
                     doctor=DoctorOptions(enabled=mode == "on", history=False),
                 )
                 client = pc.wrap(raw)
-            q = iter(range(10**9))
 
-            def call(c: openai.OpenAI = client) -> None:
+            def call(c: openai.OpenAI = client, q: Iterator[int] = iter(range(10**9))) -> None:
                 c.chat.completions.create(**single(tokens, next(q)))
 
             out.append(median_us(call, calls))

@@ -22,7 +22,7 @@ from promptcache.testing import Emulator
 from .kit import pc_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from workloads import WORKLOADS, render_anthropic, render_openai  # noqa: E402
+from workloads import WORKLOADS, render_anthropic, render_openai
 
 
 def _run(emu: Emulator, tmp_path: Path, name: str, provider: str, model: str) -> list[Finding]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import statistics
 import sys
 import tempfile
@@ -130,6 +131,10 @@ def miss_path(build: Callable[[int, int], dict[str, Any]], tokens: int, calls: i
     return median_us(one, calls)
 
 
+def _one_call(client: openai.OpenAI, tokens: int, q: Iterator[int]) -> None:
+    client.chat.completions.create(**single(tokens, next(q)))
+
+
 def sdk_calls(tokens: int, calls: int) -> tuple[float, float, float]:
     """Median µs of the bare SDK call, wrapped with the doctor off, wrapped with it on."""
     out = []
@@ -147,9 +152,7 @@ def sdk_calls(tokens: int, calls: int) -> tuple[float, float, float]:
                 )
                 client = pc.wrap(raw)
 
-            def call(c: openai.OpenAI = client, q: Iterator[int] = iter(range(10**9))) -> None:
-                c.chat.completions.create(**single(tokens, next(q)))
-
+            call = functools.partial(_one_call, client, tokens, itertools.count())
             out.append(median_us(call, calls))
             raw.close()
             if pc is not None:

@@ -14,9 +14,11 @@ optionally a :class:`~promptcache.CacheMissWarning`) the first time a kind appea
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -152,11 +154,14 @@ class Doctor:
         self._lock = threading.Lock()
         self._pending: dict[str, Finding] = {}
         self._flushed = clock()
+        self._flushing = False
+        self._flush_lock = threading.Lock()
         self._announced: set[str] = set()
         # ask_provider: each family's latest response id, answers in flight, hosts that refused.
         self._last_id: OrderedDict[str, str] = OrderedDict()
         self._answers: dict[int, tuple[str | None, str | None]] = {}
         self._refused: set[str] = set()
+        _live.add(self)
 
     def listening(self, accountant: Accountant) -> Accountant:
         """Return the accountant to use: it also hears the provider's answers when asked."""
@@ -246,8 +251,18 @@ class Doctor:
             for f in found:
                 old = self._pending.get(f.key)
                 self._pending[f.key] = f if old is None else old.merged(f)
-        if self._clock() - self._flushed >= FLUSH_EVERY_S:
+        if self._clock() - self._flushed >= FLUSH_EVERY_S and not self._flushing:
+            # Off the request path: this may be an event loop, and the history is a file.
+            self._flushing = True
+            threading.Thread(
+                target=self._flush_behind, name="promptcache-doctor", daemon=True
+            ).start()
+
+    def _flush_behind(self) -> None:
+        try:
             self.flush()
+        finally:
+            self._flushing = False
 
     def _sweep(self) -> None:
         # Writes whose lifetime passed since the last call of their family.
@@ -287,13 +302,32 @@ class Doctor:
         """Add what was found since the last flush to the persisted history (never raises)."""
         if self._directory is None:
             return
-        self._sweep()
-        with self._lock:
-            pending, self._pending = self._pending, {}
-            self._flushed = self._clock()
-        if not pending:
-            return
-        try:
-            _history.add(self._directory, pending.values())
-        except OSError:
-            log.debug("promptcache doctor could not write its history", exc_info=True)
+        # One flush at a time, so close() waits for one running behind (and sees its file).
+        with self._flush_lock:
+            self._sweep()
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                self._flushed = self._clock()
+            if not pending:
+                return
+            try:
+                _history.add(self._directory, pending.values())
+            except Exception:  # a full disk or a foreign file must not reach the app
+                log.debug("promptcache doctor could not write its history", exc_info=True)
+
+
+_live: weakref.WeakSet[Doctor] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked child: a parent thread may have held a lock no thread will release here. What
+    # the doctor learnt is kept; a flush in flight in the parent is the parent's to finish.
+    for d in list(_live):
+        d._lock = threading.Lock()
+        d.core._lock = threading.Lock()
+        d._flush_lock = threading.Lock()
+        d._flushing = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

@@ -102,6 +102,44 @@ _SECTIONS: Final = {_TOOLS: "tools", _SYSTEM: "system", _INSTRUCTIONS: "instruct
 _ROLE_SEEDS: dict[str, int] = {}
 
 
+class _TextDigests:
+    """Digests of large texts by object identity: a prompt string sent again is not rehashed.
+
+    Apps send the same system prompt, document or history strings call after call, and on the
+    pre-SDK fast path the body holds the app's own objects, so identity finds them in O(1).
+    Entries hold their string (so its id cannot be reused while cached). Bounded by count and
+    total size: when full it starts again (a clear costs one rehash per live prompt). Bodies
+    parsed from bytes have fresh strings: no gain there. Dict operations are atomic, so no
+    lock: a race can only lose an entry.
+    """
+
+    MIN_CHARS: Final = 4096
+    MAX_ENTRIES: Final = 4096
+    MAX_CHARS: Final = 32 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._map: dict[int, tuple[str, int]] = {}
+        self._chars = 0
+
+    def digest(self, text: str) -> int:
+        """Return xxh3 of ``text`` as UTF-8 (remembered for large texts)."""
+        hit = self._map.get(id(text))
+        if hit is not None and hit[0] is text:
+            return hit[1]
+        d = _xxh(text.encode("utf-8", "surrogatepass"))
+        n = len(text)
+        if n >= self.MIN_CHARS:
+            if self._chars + n > self.MAX_CHARS or len(self._map) >= self.MAX_ENTRIES:
+                self._map = {}
+                self._chars = 0
+            self._map[id(text)] = (text, d)
+            self._chars += n
+        return d
+
+
+_texts: Final = _TextDigests()
+
+
 def _text(x: Any) -> str:
     if isinstance(x, str):
         return x
@@ -231,13 +269,13 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
     bp_ttls: list[str] = []
     size = 0
     xxh = _xxh
+    text_digest = _texts.digest
 
     def add(raw: str | bytes, at: tuple[int, int], bp: str | None, seed: int = 0) -> None:
         nonlocal size
         # Text is hashed as UTF-8 without a JSON pass (escaping a 400 kB string costs more
         # than hashing it); structure as its JSON.
-        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-        digests.append(xxh(data) ^ seed)
+        digests.append((text_digest(raw) if isinstance(raw, str) else xxh(raw)) ^ seed)
         size += len(raw)
         ends.append(size)
         where.append(at)
@@ -296,7 +334,7 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
                     seed = seeds.get(role)
                     if seed is None:
                         seed = seeds[role] = _seed_of(item)
-                    push_digest(xxh(content.encode("utf-8", "surrogatepass")) ^ seed)
+                    push_digest(text_digest(content) ^ seed)
                     size += len(content)
                     push_end(size)
                     push_where((mi, -1))

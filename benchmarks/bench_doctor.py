@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,33 +129,40 @@ def _timed(
     return statistics.median(times) * 1e6
 
 
-def _one_call(client: openai.OpenAI, tokens: int, q: Iterator[int]) -> None:
-    client.chat.completions.create(**single(tokens, next(q)))
-
-
 def sdk_calls(tokens: int, calls: int) -> tuple[float, float, float]:
-    """Median µs of the bare SDK call, wrapped with the doctor off, wrapped with it on."""
-    out = []
-    with Emulator() as emu:
-        for mode in ("bare", "off", "on"):
-            raw = openai.OpenAI(base_url=emu.openai_base_url, api_key="x", max_retries=0)
-            client = raw
-            pc = None
-            if mode != "bare":
-                pc = promptcache.PromptCache(
-                    tempfile.mkdtemp(prefix="pc-bench-doctor-"),
-                    response_cache=False,
-                    restructure="off",
-                    doctor=DoctorOptions(enabled=mode == "on", history=False),
-                )
-                client = pc.wrap(raw)
+    """Median µs of the bare SDK call, wrapped with the doctor off, wrapped with it on.
 
-            call = functools.partial(_one_call, client, tokens, itertools.count())
-            out.append(median_us(call, calls))
-            raw.close()
-            if pc is not None:
-                pc.close()
-    return out[0], out[1], out[2]
+    The three clients take turns call by call, so drifting machine load hits them alike.
+    """
+    with Emulator() as emu:
+        raws = [
+            openai.OpenAI(base_url=emu.openai_base_url, api_key="x", max_retries=0)
+            for _ in range(3)
+        ]
+        caches = [
+            promptcache.PromptCache(
+                tempfile.mkdtemp(prefix="pc-bench-doctor-"),
+                response_cache=False,
+                restructure="off",
+                doctor=DoctorOptions(enabled=on, history=False),
+            )
+            for on in (False, True)
+        ]
+        clients = [raws[0], caches[0].wrap(raws[1]), caches[1].wrap(raws[2])]
+        times: list[list[float]] = [[], [], []]
+        for q in range(calls + 2):
+            for i, client in enumerate(clients):
+                body = single(tokens, q)
+                t = time.perf_counter()
+                client.chat.completions.create(**body)
+                if q >= 2:  # the first calls warm up (and write the provider cache)
+                    times[i].append(time.perf_counter() - t)
+        for r in raws:
+            r.close()
+        for c in caches:
+            c.close()
+    bare, off, on = (statistics.median(t) * 1e6 for t in times)
+    return bare, off, on
 
 
 def main() -> None:

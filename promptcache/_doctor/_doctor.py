@@ -179,12 +179,14 @@ class Doctor:
         """Plan with the planner, then fingerprint the body that will be sent."""
         sent = self.inner.rewrite(info, body)
         try:
-            p = fingerprint(info, sent.body)
+            return self._examine(info, sent)
         except Exception:  # the doctor must never cost the user a call
             log.debug("promptcache doctor could not fingerprint a request", exc_info=True)
             return sent
+
+    def _examine(self, info: RequestInfo, sent: Rewrite) -> Rewrite:
+        p = fingerprint(info, sent.body)
         carried = _Carried(sent.plan, p)
-        sent.plan = carried
         if self.options.ask_provider and info.base_url not in self._refused:
             previous = self._last_id.get(p.family)
             asked = ask(info.api, info.model, sent.body, previous) if previous else None
@@ -194,6 +196,7 @@ class Doctor:
         if p.bp_count > MAX_BREAKPOINTS:
             # Found before sending: Anthropic answers 400, so no usage will ever come back.
             self._found([self.core.overflow(p, self._clock())])
+        sent.plan = carried
         return sent
 
     def rejected(

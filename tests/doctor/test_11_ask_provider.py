@@ -194,3 +194,23 @@ def test_unexplained_misses_take_the_providers_reason(tmp_path: Path) -> None:
     assert f.summary == "the provider says: service_tier_changed (2000 tokens)"
     raw.close()
     pc.close()
+
+
+def test_anthropic_streams_carry_the_answer_too(emulator: Emulator, tmp_path: Path) -> None:
+    pc = pc_for(emulator, tmp_path, "off", doctor=DoctorOptions(ask_provider=True))
+    cc: Any = {"type": "ephemeral"}
+    with claude(emulator, pc) as client:
+        for i in range(2):
+            emulator.clock.advance(30)
+            with client.messages.stream(
+                model="claude-sonnet-5",
+                max_tokens=5,
+                system=[{"type": "text", "text": _dated(i), "cache_control": cc}],
+                messages=[{"role": "user", "content": "q"}],
+            ) as stream:
+                stream.get_final_message()
+    sent = emulator.calls[1].request_body or {}
+    assert sent["diagnostics"] == {"previous_message_id": emulator.calls[0].response_id}
+    reason = one(pc.doctor(), "prefix_changed").evidence.provider_reason
+    assert reason is not None and reason.startswith("system_changed (")
+    pc.close()

@@ -17,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from promptcache._errors import (
+    CacheMissWarning,
     ConfigError,
     HintRejectedWarning,
     MissingDependencyError,
@@ -31,6 +32,7 @@ from promptcache._version import __version__
 
 if TYPE_CHECKING:
     from promptcache._attribution import current_attribution, tag, track
+    from promptcache._doctor import DoctorOptions, Finding
     from promptcache._ledger import Summary
     from promptcache._plan import AnthropicOptions, OpenAIOptions
     from promptcache._plan._layout import dynamic, layout, static
@@ -41,7 +43,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnthropicOptions",
+    "CacheMissWarning",
     "ConfigError",
+    "DoctorOptions",
+    "Finding",
     "HintRejectedWarning",
     "MissingDependencyError",
     "ModelPrice",
@@ -73,6 +78,8 @@ __all__ = [
 # `import promptcache` stays well under its 100 ms budget and never imports an SDK.
 _LAZY: dict[str, str] = {
     "AnthropicOptions": "promptcache._plan",
+    "DoctorOptions": "promptcache._doctor",
+    "Finding": "promptcache._doctor",
     "OpenAIOptions": "promptcache._plan",
     "ModelPrice": "promptcache._pricing",
     "PromptCache": "promptcache._wrap",

@@ -11,6 +11,7 @@ The tree is small on purpose::
     ├── StoreWarning                  the store failed; the call went on as a cache miss
     ├── PriceWarning                  no price known for a model; cost is ``None``
     ├── MemoKeyWarning                a memoized call's arguments cannot be keyed; it ran uncached
+    ├── CacheMissWarning              the cache doctor explains a provider cache miss (opt-in)
     └── RewriteWarning                a request could not be restructured; sent as written
         └── HintRejectedWarning       an endpoint refused a field promptcache added; retried
 
@@ -21,6 +22,7 @@ never wrapped: they reach the caller exactly as the bare SDK raises them.
 from __future__ import annotations
 
 __all__ = [
+    "CacheMissWarning",
     "ConfigError",
     "HintRejectedWarning",
     "MemoKeyWarning",
@@ -79,3 +81,7 @@ class HintRejectedWarning(RewriteWarning):
     Given once per endpoint (base URL); the endpoint gets none of OpenAI's caching fields again
     from that ``PromptCache``.
     """
+
+
+class CacheMissWarning(PromptCacheWarning):
+    """The provider cache missed and the doctor found why (``DoctorOptions(warnings=True)``)."""

@@ -29,6 +29,7 @@ from promptcache._errors import ConfigError, PromptCacheWarning, StoreError, Sto
 from promptcache._policy import PolicyName, check_policy
 
 if TYPE_CHECKING:
+    from promptcache._doctor import DoctorOptions, Finding
     from promptcache._hooks import Accountant, Planner
     from promptcache._ledger import Ledger
     from promptcache._memo import Memoized
@@ -192,6 +193,8 @@ class PromptCache:
             string (default ``$PROMPTCACHE_ENCRYPTION_KEY``; needs the ``encrypt`` extra).
         openai, anthropic: provider-specific options (``OpenAIOptions``, ``AnthropicOptions``).
         prices: price overrides for the ledger.
+        doctor: how the cache doctor explains provider cache misses (``DoctorOptions``;
+            on by default, see :meth:`doctor`).
         planner, accountant: replace the default planner/accountant (mostly for tests).
         clock: time source (seconds since the epoch).
 
@@ -215,6 +218,7 @@ class PromptCache:
         openai: OpenAIOptions | None = None,
         anthropic: AnthropicOptions | None = None,
         prices: Mapping[str, ModelPrice] | None = None,
+        doctor: DoctorOptions | None = None,
         planner: Planner | None = None,
         accountant: Accountant | None = None,
         clock: Callable[[], float] = time.time,
@@ -274,6 +278,8 @@ class PromptCache:
         self._openai_options = openai
         self._anthropic_options = anthropic
         self._prices = prices
+        self._doctor_options = doctor
+        self._doctor: Any = None
         self._planner = planner
         self._accountant = accountant
         self._clock = clock
@@ -362,7 +368,7 @@ class PromptCache:
             # Fingerprints reach the ledger too: a fleet keys them alike even without the cache.
             shared = store if store is not None or self._configured_salt else self._shared_store()
             salt = self._key_salt(shared)
-            planner, accountant = self.planner, self.accountant
+            planner, accountant = self._with_doctor(self.planner, self.accountant)
             with self._lock:
                 if self._engine is None:
                     from promptcache._transport import Engine
@@ -400,6 +406,35 @@ class PromptCache:
             if shared is not None:
                 return shared
         return self._salt
+
+    # --- the cache doctor ---------------------------------------------------------------------
+
+    def _with_doctor(self, planner: Planner, accountant: Accountant) -> tuple[Planner, Accountant]:
+        from promptcache._doctor import Doctor, DoctorOptions, make_pricer
+
+        options = self._doctor_options or DoctorOptions()
+        if not options.enabled:
+            return planner, accountant
+        self._doctor = doctor = Doctor(
+            planner,
+            options,
+            directory=self.directory if self._directory_usable else None,
+            pricer=make_pricer(self._prices),
+            clock=self._clock,
+        )
+        return doctor, doctor.listening(accountant)
+
+    def doctor(self, *, since: float | None = None) -> list[Finding]:
+        """Why the provider cache missed, as typed findings (costliest first).
+
+        Covers the calls this ``PromptCache`` made in this process (``since``: seconds since
+        the epoch). ``promptcache doctor`` reads the persisted history of every process.
+        """
+        self.engine  # noqa: B018  # the doctor is built with the engine
+        if self._doctor is None:
+            return []
+        found: list[Finding] = self._doctor.findings(since)
+        return found
 
     # --- wrapping ---------------------------------------------------------------------------
 
@@ -520,6 +555,8 @@ class PromptCache:
         twice is harmless.
         """
         self._closed = True
+        if self._doctor is not None:
+            self._doctor.flush()
         closer = getattr(self._accountant, "close", None)
         if callable(closer):
             closer()

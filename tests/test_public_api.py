@@ -9,7 +9,10 @@ import promptcache
 
 EXPECTED = {
     "AnthropicOptions",
+    "CacheMissWarning",
     "ConfigError",
+    "DoctorOptions",
+    "Finding",
     "HintRejectedWarning",
     "MissingDependencyError",
     "ModelPrice",

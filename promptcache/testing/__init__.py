@@ -14,7 +14,8 @@ ground-truth record of everything served and billed::
         assert emu.calls[-1].input_tokens > 0
 
 It imports nothing from the rest of promptcache on purpose: it is the independent referee the
-wrapper, planner and accountant are tested against. See ``docs/emulator.md``.
+wrapper, planner and accountant are tested against. See ``docs/emulator.md``. (The one helper
+that does, :func:`assert_prefix_stable`, imports the cache doctor only when called.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from promptcache.testing._clock import Clock, FakeClock, SystemClock
 from promptcache.testing._models import anthropic_minimum, openai_has_explicit_caching
 from promptcache.testing._server import Emulator
+from promptcache.testing._stable import assert_prefix_stable
 from promptcache.testing._strict import StrictServer, StrictStyle
 from promptcache.testing._tokens import tokens_for_bytes
 from promptcache.testing._types import Fault, FaultKind, LatencyModel, OpenAISettings, ServedCall
@@ -39,6 +41,7 @@ __all__ = [
     "StrictStyle",
     "SystemClock",
     "anthropic_minimum",
+    "assert_prefix_stable",
     "openai_has_explicit_caching",
     "tokens_for_bytes",
 ]

@@ -1,8 +1,7 @@
-"""``promptcache doctor``: check the installation and the cache directory, say what to fix."""
+"""Installation checks of ``promptcache doctor``: SDKs, prices, the cache directory and store."""
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import importlib.util
 import os
@@ -10,9 +9,8 @@ import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-__all__ = ["Check", "configure", "diagnose", "run"]
+__all__ = ["Check", "diagnose", "print_checks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +123,8 @@ def diagnose(directory: str | None = None) -> list[Check]:
     return checks
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the doctor's options."""
-    parser.add_argument("--dir", help="cache directory (default: $PROMPTCACHE_DIR or user cache)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print the checks; exit 1 if any failed."""
-    checks = diagnose(getattr(args, "dir", None))
+def print_checks(checks: list[Check]) -> int:
+    """Print the checks; return how many failed."""
     width = max(len(c.name) for c in checks)
     for c in checks:
         mark = "ok " if c.ok else "FAIL"
@@ -142,8 +134,4 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     failed = [c for c in checks if not c.ok]
     print(f"\n{len(checks) - len(failed)} ok, {len(failed)} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(run(argparse.Namespace(dir=str(Path.cwd()))))
+    return len(failed)

@@ -1,0 +1,26 @@
+"""The cache doctor: installation checks, and why the provider cache missed.
+
+``_install`` checks the installation and the cache directory (``promptcache doctor`` has always
+done this); ``_cli`` wires both into the command. The miss explanations live beside them.
+"""
+
+from __future__ import annotations
+
+from promptcache._doctor._cli import configure, run
+from promptcache._doctor._doctor import Doctor, make_pricer
+from promptcache._doctor._findings import KINDS, DoctorOptions, Evidence, Finding, Kind
+from promptcache._doctor._install import Check, diagnose
+
+__all__ = [
+    "KINDS",
+    "Check",
+    "Doctor",
+    "DoctorOptions",
+    "Evidence",
+    "Finding",
+    "Kind",
+    "configure",
+    "diagnose",
+    "make_pricer",
+    "run",
+]

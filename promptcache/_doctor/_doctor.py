@@ -1,0 +1,336 @@
+"""The doctor in the running app: a thin driver around :class:`~._core.Diagnoser`.
+
+:class:`Doctor` sits where the transport talks to the planner (it implements the same
+``Planner`` protocol and forwards every call), because ``observe`` is where a request's body as
+sent meets the usage the provider billed. Per call it adds a fingerprint of the sent body and a
+few tuple comparisons; explaining, pricing and excerpting happen only on a miss. Nothing here
+may fail a call: every error is swallowed (and logged at debug level).
+
+What it finds reaches users three ways: a log line on the ``promptcache.doctor`` logger (and
+optionally a :class:`~promptcache.CacheMissWarning`) the first time a kind appears for a family;
+``PromptCache.doctor()``; and the persisted history read by ``promptcache doctor``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import warnings
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final
+
+from promptcache._api import Api, RequestInfo
+from promptcache._doctor import _history
+from promptcache._doctor._ask import ask, read_answer
+from promptcache._doctor._core import MAX_BREAKPOINTS, Billed, Diagnoser, Pricer
+from promptcache._doctor._findings import DoctorOptions, Finding
+from promptcache._doctor._fingerprint import Print, fingerprint
+from promptcache._errors import CacheMissWarning
+from promptcache._hooks import Accountant, Planner, Rewrite, UsageMeta
+
+__all__ = ["Doctor", "billed_of", "make_pricer"]
+
+log = logging.getLogger("promptcache.doctor")
+FLUSH_EVERY_S: Final = 5.0
+MAX_ANNOUNCED: Final = 256  # distinct (family, kind) pairs announced per process
+
+
+def billed_of(meta: UsageMeta | None) -> Billed | None:
+    """Return the provider's counts from the accountant's meta (``None``: none reported)."""
+    if not meta:
+        return None
+    inner = meta.get("usage")
+    if not isinstance(inner, Mapping):
+        return None
+    try:
+        writes = inner.get("cache_write_tokens_by_ttl") or {}
+        by_ttl = {str(k): int(v) for k, v in writes.items() if v}
+        total_writes = int(inner.get("cache_write_tokens") or 0)
+        if total_writes and not by_ttl:
+            by_ttl = {"": total_writes}
+        return Billed(
+            input_tokens=int(inner.get("input_tokens") or 0),
+            read=int(inner.get("cache_read_tokens") or 0),
+            writes=by_ttl,
+            provider=str(meta.get("provider") or ""),
+            provider_reason=None,
+        )
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def make_pricer(prices: Mapping[str, Any] | None) -> Pricer:
+    """Return a :data:`Pricer` over the ledger's price book (same overrides and data)."""
+    from promptcache._pricing import PriceBook, _IntRates, provider_from_model
+
+    book = PriceBook(prices)
+    memo: dict[tuple[str, str, int], _IntRates | None] = {}
+
+    def price(
+        provider: str,
+        model: str,
+        when: float,
+        counts: tuple[int, int, int, int, int, int, int, int],
+    ) -> int | None:
+        day = int(when // 86400)
+        key = (provider, model, day)
+        if key not in memo:
+            api = Api.ANTHROPIC_MESSAGES if "claude" in model else Api.OPENAI_CHAT
+            # rates() never warns: the accountant already said once that a price is unknown.
+            rates = book.rates(provider, (model,), when, fallback=provider_from_model(api, model))
+            if len(memo) > 1024:
+                memo.clear()
+            memo[key] = None if rates is None else _IntRates.of(rates)
+        ir = memo[key]
+        return None if ir is None else ir.price(counts)[0]
+
+    return price
+
+
+@dataclass(slots=True)
+class _Carried:
+    """The planner's own facts and the doctor's fingerprint, on one ``Rewrite.plan``."""
+
+    inner: Any
+    print: Print
+    unasked: dict[str, Any] | None = None  # the body before the provider was asked why
+
+
+class _Listener:
+    """Forwards to the accountant; reads the provider's answer to the doctor's question."""
+
+    def __init__(self, inner: Accountant, doctor: Doctor) -> None:
+        self.inner = inner
+        self._doctor = doctor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # the ledger, close(), … of the real accountant
+
+    def record_upstream(
+        self, info: RequestInfo, body: bytes, *, status: int, complete: bool
+    ) -> UsageMeta | None:
+        meta = self.inner.record_upstream(info, body, status=status, complete=complete)
+        if status < 400:
+            try:
+                self._doctor.heard(info, read_answer(info.api, body, stream=info.stream))
+            except Exception:  # the doctor must never cost the user a call
+                log.debug("promptcache doctor could not read a response", exc_info=True)
+        return meta
+
+    def record_local_hit(self, info: RequestInfo, meta: UsageMeta | None) -> None:
+        self.inner.record_local_hit(info, meta)
+
+
+def _unwrap(sent: Rewrite) -> Rewrite:
+    # The planner gets its Rewrite back exactly as it made it.
+    if isinstance(sent.plan, _Carried):
+        return replace(sent, plan=sent.plan.inner)
+    return sent
+
+
+class Doctor:
+    """Wraps the planner: forwards everything, and explains provider cache misses."""
+
+    def __init__(
+        self,
+        inner: Planner,
+        options: DoctorOptions,
+        *,
+        directory: Path | None = None,
+        pricer: Pricer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.inner = inner
+        self.options = options
+        self.core = Diagnoser(options, pricer)
+        self._directory = directory if options.history else None
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending: dict[str, Finding] = {}
+        self._flushed = clock()
+        self._flushing = False
+        self._flush_lock = threading.Lock()
+        self._announced: set[str] = set()
+        # ask_provider: each family's latest response id, answers in flight, hosts that refused.
+        self._last_id: OrderedDict[str, str] = OrderedDict()
+        self._answers: dict[int, tuple[str | None, str | None]] = {}
+        self._refused: set[str] = set()
+        _live.add(self)
+
+    def listening(self, accountant: Accountant) -> Accountant:
+        """Return the accountant to use: it also hears the provider's answers when asked."""
+        return _Listener(accountant, self) if self.options.ask_provider else accountant
+
+    def heard(self, info: RequestInfo, answer: tuple[str | None, str | None]) -> None:
+        """Keep a response's id and miss reason until ``observe`` of the same call."""
+        with self._lock:
+            if len(self._answers) > 1024:
+                self._answers.clear()  # calls that never reached observe (errors): forget
+            self._answers[id(info)] = answer
+
+    # --- the Planner protocol: forwarded, with the fingerprint riding on the Rewrite ----------
+    def rewrite(self, info: RequestInfo, body: dict[str, Any]) -> Rewrite:
+        """Plan with the planner, then fingerprint the body that will be sent."""
+        sent = self.inner.rewrite(info, body)
+        try:
+            return self._examine(info, sent)
+        except Exception:  # the doctor must never cost the user a call
+            log.debug("promptcache doctor could not fingerprint a request", exc_info=True)
+            return sent
+
+    def _examine(self, info: RequestInfo, sent: Rewrite) -> Rewrite:
+        p = fingerprint(info, sent.body)
+        carried = _Carried(sent.plan, p)
+        if self.options.ask_provider and info.base_url not in self._refused:
+            previous = self._last_id.get(p.family)
+            asked = ask(info.api, info.model, sent.body, previous) if previous else None
+            if asked is not None:
+                carried.unasked = sent.body
+                sent = replace(sent, body=asked, changed=True)
+        if p.bp_count > MAX_BREAKPOINTS:
+            # Found before sending: Anthropic answers 400, so no usage will ever come back.
+            self._found([self.core.overflow(p, self._clock())])
+        sent.plan = carried
+        return sent
+
+    def rejected(
+        self, info: RequestInfo, sent: Rewrite, status: int, error_body: bytes
+    ) -> dict[str, Any] | None:
+        """Retry without the doctor's question if it was refused, else ask the planner."""
+        carried = sent.plan if isinstance(sent.plan, _Carried) else None
+        if carried is not None and carried.unasked is not None:
+            text = error_body.decode("utf-8", "replace").lower()
+            if "diagnostics" in text or "comparison_response_id" in text:
+                self._refused.add(info.base_url)  # this endpoint is not asked again
+                return carried.unasked
+        return self.inner.rejected(info, _unwrap(sent), status, error_body)
+
+    def observe(self, info: RequestInfo, sent: Rewrite, usage: UsageMeta | None) -> None:
+        """Forward to the planner, then follow the request's family."""
+        carried = sent.plan if isinstance(sent.plan, _Carried) else None
+        self.inner.observe(info, _unwrap(sent), usage)
+        try:
+            self._observe(info, sent, carried, usage)
+        except Exception:  # the doctor must never cost the user a call
+            log.debug("promptcache doctor failed on a request", exc_info=True)
+
+    # --- the doctor ------------------------------------------------------------------------
+    def _observe(
+        self, info: RequestInfo, sent: Rewrite, carried: _Carried | None, usage: UsageMeta | None
+    ) -> None:
+        billed = billed_of(usage)
+        if billed is None:
+            return
+        now = info.started or self._clock()
+        p = carried.print if carried is not None else fingerprint(info, sent.body)
+        if self.options.ask_provider:
+            with self._lock:
+                rid, reason = self._answers.pop(id(info), (None, None))
+                if rid is not None:
+                    self._last_id[p.family] = rid
+                    self._last_id.move_to_end(p.family)
+                    if len(self._last_id) > 4096:
+                        self._last_id.popitem(last=False)
+            if reason is not None:
+                billed = replace(billed, provider_reason=reason)
+        self._found(self.core.observe(p, billed, now))
+
+    def _found(self, found: list[Finding]) -> None:
+        if found:
+            self._keep(found)
+            for f in found:
+                self._announce(f)
+
+    def _keep(self, found: list[Finding]) -> None:
+        if self._directory is None:
+            return
+        with self._lock:
+            for f in found:
+                old = self._pending.get(f.key)
+                self._pending[f.key] = f if old is None else old.merged(f)
+        if self._clock() - self._flushed >= FLUSH_EVERY_S and not self._flushing:
+            # Off the request path: this may be an event loop, and the history is a file.
+            self._flushing = True
+            threading.Thread(
+                target=self._flush_behind, name="promptcache-doctor", daemon=True
+            ).start()
+
+    def _flush_behind(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._flushing = False
+
+    def _sweep(self) -> None:
+        # Writes whose lifetime passed since the last call of their family.
+        swept = self.core.sweep(self._clock())
+        if swept and self._directory is not None:
+            with self._lock:
+                for f in swept:
+                    old = self._pending.get(f.key)
+                    self._pending[f.key] = f if old is None else old.merged(f)
+        for f in swept:
+            self._announce(f)
+
+    def _announce(self, f: Finding) -> None:
+        key = f"{f.family}|{f.kind}"
+        with self._lock:
+            if key in self._announced or len(self._announced) >= MAX_ANNOUNCED:
+                return
+            self._announced.add(key)
+        line = (
+            f"promptcache doctor: {f.kind} in family {f.family} ({f.model}): {f.summary}. "
+            f"Fix: {f.fix}"
+        )
+        log.warning(line)
+        if self.options.warnings:
+            warnings.warn(CacheMissWarning(line), stacklevel=2)
+
+    def findings(self, since: float | None = None) -> list[Finding]:
+        """Return this process's findings (folded by key), costliest first."""
+        self._sweep()
+        with self.core._lock:
+            items = list(self.core.findings.values())
+        if since is not None:
+            items = [f for f in items if f.last_seen >= since]
+        return sorted(items, key=lambda f: (f.cost or 0, f.count), reverse=True)
+
+    def flush(self) -> None:
+        """Add what was found since the last flush to the persisted history (never raises)."""
+        if self._directory is None:
+            return
+        # One flush at a time, so close() waits for one running behind (and sees its file).
+        with self._flush_lock:
+            self._sweep()
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                self._flushed = self._clock()
+            if not pending:
+                return
+            try:
+                _history.add(self._directory, pending.values())
+            except Exception:  # a full disk or a foreign file must not reach the app
+                log.debug("promptcache doctor could not write its history", exc_info=True)
+
+
+_live: weakref.WeakSet[Doctor] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked child: a parent thread may have held a lock no thread will release here. What
+    # the doctor learnt is kept; a flush in flight in the parent is the parent's to finish.
+    for d in list(_live):
+        d._lock = threading.Lock()
+        d.core._lock = threading.Lock()
+        d._flush_lock = threading.Lock()
+        d._flushing = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

@@ -76,9 +76,10 @@ MODELS = {
 }
 QUICK_MODELS = {
     "anthropic": ["claude-sonnet-4-5"],
-    "chat": ["gpt-5.5", "gpt-6.1-sol"],
+    "chat": ["gpt-6.1-sol"],
     "responses": ["gpt-6.1-sol"],
 }
+QUICK_VARIANTS = ("default", "gateway+stream")
 API_LABEL = {"anthropic": "messages", "chat": "chat", "responses": "responses"}
 TARGET = 0.95
 
@@ -220,13 +221,13 @@ def _client(api: str, emu: Emulator, variant: Variant) -> Any:
             api_key="x",
             max_retries=0,
             base_url=url,
-            http_client=anthropic.DefaultHttpxClient(transport=emu.transport()),
+            http_client=anthropic.DefaultHttpxClient(transport=emu.transport(verify=False)),
         )
     return openai.OpenAI(
         api_key="x",
         max_retries=0,
         base_url=url,
-        http_client=openai.DefaultHttpxClient(transport=emu.transport()),
+        http_client=openai.DefaultHttpxClient(transport=emu.transport(verify=False)),
     )
 
 
@@ -453,14 +454,14 @@ def summary(cells: Iterable[Cell], variants: Sequence[Variant]) -> list[str]:
             scores = [c.score(c.run("auto", v)) for c in cs if ("auto", v.label) in c.runs]
             known = [s for s in scores if s is not None]
             ok = sum(1 for s in known if s >= TARGET)
-            unread = sum(
-                1 for c in cs if ("safe", v.label) in c.runs and c.run("safe", v).never_read
-            )
+            safe = [c.run("safe", v) for c in cs if ("safe", v.label) in c.runs]
+            unread = sum(1 for r in safe if r.never_read)
+            beyond = sum(1 for r in safe if (r.never_read or 0) > r.never_read_last)
             mean = f"{sum(known) / len(known):.2f}" if known else "n/a"
             low = f"{min(known):.2f}" if known else "n/a"
             out.append(
                 f"| {g} | {v.label} | {ok} of {len(known)} | {mean} | {low} | "
-                f"{unread} of {len(cs)} |"
+                f"{unread} of {len(cs)} ({beyond} beyond the last call) |"
             )
     return out
 
@@ -488,8 +489,29 @@ optimum (an oracle error).
 """
 
 
+PUBLISHED = {"10-turn chat": 0.53, "many-shot": 0.86, "book 100k": 0.90}
+
+
+def published(cells: Iterable[Cell]) -> list[str]:
+    """Anthropic's launch figures (one warm call against one without) beside ``auto``."""
+    out = [
+        "| workload | model | Anthropic published | auto, per cached call (median) "
+        "| auto, whole run | optimum, whole run |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in cells:
+        if c.api == "anthropic" and c.workload in PUBLISHED:
+            auto, opt = c.run("auto"), c.optimum
+            out.append(
+                f"| {c.workload} | {c.model} | -{PUBLISHED[c.workload]:.0%} | "
+                f"-{1 - auto.steady:.1%} | -{1 - auto.cost_ratio:.1%} | -{1 - opt.cost_ratio:.1%} |"
+            )
+    return out if len(out) > 2 else []
+
+
 def markdown(cells: list[Cell], variants: Sequence[Variant], command: str, extra: str) -> str:
     """The results file."""
+    against = published(cells)
     flagged = [
         f"- {c.workload} / {API_LABEL[c.api]} / {c.model}: {'; '.join(c.flags())}"
         for c in cells
@@ -514,6 +536,11 @@ def markdown(cells: list[Cell], variants: Sequence[Variant], command: str, extra
                 "",
                 *(flagged or ["none"]),
                 "",
+                *(
+                    ["## Against Anthropic's published figures", "", *against, ""]
+                    if against
+                    else []
+                ),
                 extra,
             ]
         ).rstrip()
@@ -577,7 +604,11 @@ def overflow_section(quick: bool) -> str:
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a small, telling subset (seconds)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 workloads x 3 APIs, default and gateway+stream variants (seconds)",
+    )
     p.add_argument("--workload", action="append", default=[], help="substring; repeatable")
     p.add_argument("--api", action="append", default=[], choices=sorted(MODELS))
     p.add_argument("--model", action="append", default=[], help="substring; repeatable")
@@ -603,7 +634,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     names += [n for n in extra_names if n not in names]
     models = QUICK_MODELS if args.quick else MODELS
     apis = args.api or list(models)
-    variants = [v for v in VARIANTS if not args.variant or v.label in args.variant]
+    wanted = args.variant or (QUICK_VARIANTS if args.quick else [v.label for v in VARIANTS])
+    variants = [v for v in VARIANTS if v.label in wanted]
     if BASE not in variants:
         variants.insert(0, BASE)
     jobs = [

@@ -414,7 +414,6 @@ WORKLOADS = {
 EXTRA_WORKLOADS = {"one prefix, 60 req/min": one_prefix_60rpm}
 # A small but telling subset for ``--quick``.
 QUICK_WORKLOADS = (
-    "10-turn chat",
     "agent, tool outputs, 3 turns",
     "doc Q&A, doc in system",
     "many-shot family, diverging",

@@ -29,8 +29,8 @@ Run::
 Hooks for features merged from other branches: ``--strict`` runs the gateway cells against an
 emulator that rejects unknown fields (needs ``Emulator(strict=...)``; skipped with a note when
 the emulator has no such option), ``--overflow`` appends the table of
-``benchmarks/bench_overflow.py`` (``markdown(quick=...)``) and adds the 60 requests/minute
-workload.
+``benchmarks/bench_overflow.py`` (``run_overflow()`` + ``table()``) and adds the 60
+requests/minute workload.
 """
 
 from __future__ import annotations
@@ -213,9 +213,9 @@ def _price(provider: str, model: str, c: Any) -> tuple[Decimal, Decimal]:
     return Decimal(paid), Decimal(base.input_price)
 
 
-def _client(api: str, emu: Emulator, variant: Variant) -> Any:
+def _client(api: str, emu: Emulator, variant: Variant, base_url: str | None = None) -> Any:
     provider = "anthropic" if api == "anthropic" else "openai"
-    url = GATEWAYS[provider] if variant.url == "gateway" else None
+    url = base_url or (GATEWAYS[provider] if variant.url == "gateway" else None)
     if provider == "anthropic":
         return anthropic.Anthropic(
             api_key="x",
@@ -243,16 +243,18 @@ def _send(client: Any, api: str, model: str, kw: dict[str, Any], stream: bool) -
             pass
 
 
+PROXY = "https://llm-proxy.corp.example/v1"  # a corporate proxy, for the strict-server cells
+
+
 def strict_kwargs() -> dict[str, Any] | None:
     """Emulator options for a server that rejects unknown fields, if this emulator has one.
 
-    HOOK (issue 10, ``gateway`` branch): the strict mode is being added there. Adapt the
-    option name here if it differs; ``None`` makes ``--strict`` print a skip note.
+    HOOK (issue 10, ``gateway`` branch): ``Emulator(strict=...)`` takes a style name there
+    (``"pydantic"`` is a proxy validating its request model). ``None`` makes ``--strict`` print
+    a skip note.
     """
-    params = inspect.signature(Emulator).parameters
-    for name in ("strict", "strict_fields", "reject_unknown_fields"):
-        if name in params:
-            return {name: True}
+    if "strict" in inspect.signature(Emulator).parameters:
+        return {"strict": "pydantic"}
     return None
 
 
@@ -275,6 +277,7 @@ def run(
     *,
     max_requests: int | None = None,
     emulator_options: dict[str, Any] | None = None,
+    base_url: str | None = None,
 ) -> Run:
     """Run one workload through one API, model, mode and variant; price the ground truth."""
     reqs = requests(workload)[:max_requests]
@@ -289,7 +292,7 @@ def run(
     try:
         with Emulator(clock=clock, **(emulator_options or {})) as emu:
             ledger = WriteLedger.attach(emu)
-            client = _client(api, emu, variant)
+            client = _client(api, emu, variant, base_url)
             pc = None
             if mode not in ("bare", "optimum"):
                 pc = promptcache.PromptCache(
@@ -562,19 +565,23 @@ def strict_section(quick: bool, max_requests: int | None = None) -> str:
         )
         return "\n".join(lines) + "\n"
     lines += [
-        f"Emulator options {opts}: unknown fields get a 400. `auto` through the gateway URL.",
+        f"`Emulator({', '.join(f'{k}={v!r}' for k, v in opts.items())})` behind `{PROXY}`: a "
+        "proxy that refuses request fields it does not know. `auto` at default options; "
+        "`rejected` counts the 400s the emulator answered (each costs one retry).",
         "",
-        "| workload | API | model | auto (strict) | rejected calls | auto (lenient) | optimum |",
+        "| workload | API | model | auto, strict proxy | rejected | auto, lenient proxy "
+        "| optimum |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     wl = "many-shot family, diverging" if quick else "agent, tool outputs, 3 turns"
-    gw = Variant("gateway", False)
+    proxy = Variant("gateway", False)
     for api, model in [("chat", "gpt-6.1-sol"), ("responses", "gpt-6.1-sol"), ("chat", "gpt-5.5")]:
-        strict = run(wl, api, model, "auto", gw, emulator_options=opts, max_requests=max_requests)
-        lenient = run(wl, api, model, "auto", gw, max_requests=max_requests)
+        cut: dict[str, Any] = {"max_requests": max_requests, "base_url": PROXY}
+        strict = run(wl, api, model, "auto", proxy, emulator_options=opts, **cut)
+        lenient = run(wl, api, model, "auto", proxy, **cut)
         opt = run(wl, api, model, "optimum", max_requests=max_requests)
         lines.append(
-            f"| {wl} | {api} | {model} | {strict.cell()} | {strict.rejected} | "
+            f"| {wl} | {API_LABEL[api]} | {model} | {strict.cell()} | {strict.rejected} | "
             f"{lenient.cell()} | {opt.cell()} |"
         )
     return "\n".join(lines) + "\n"
@@ -591,11 +598,13 @@ def overflow_section(quick: bool) -> str:
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    fn = getattr(mod, "markdown", None)
-    if fn is None:
-        lines.append("Skipped: `bench_overflow.py` has no `markdown(quick=...)` function (hook).")
+    # HOOK (issue 10, ``routing`` branch): ``run_overflow(models)`` + ``table(rows)`` there.
+    if hasattr(mod, "markdown"):
+        lines.append(str(mod.markdown(quick=quick)))
+    elif hasattr(mod, "run_overflow") and hasattr(mod, "table"):
+        lines.append(str(mod.table(mod.run_overflow(["gpt-6.1-sol"] if quick else None))))
     else:
-        lines.append(str(fn(quick=quick)))
+        lines.append("Skipped: `bench_overflow.py` has neither `markdown()` nor `run_overflow()`.")
     return "\n".join(lines) + "\n"
 
 

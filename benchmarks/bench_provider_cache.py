@@ -58,7 +58,7 @@ import anthropic  # noqa: E402
 import openai  # noqa: E402
 from genai_prices import Usage, calc_price  # noqa: E402
 from workloads import EXTRA_WORKLOADS, QUICK_WORKLOADS, WORKLOADS, Req, render  # noqa: E402
-from workloads.oracle import Oracle, multipliers  # noqa: E402
+from workloads.oracle import Oracle, multipliers, routing_limit  # noqa: E402
 from workloads.truth import WriteLedger  # noqa: E402
 
 import promptcache  # noqa: E402
@@ -288,7 +288,7 @@ def run(
     oracle = None
     if mode == "optimum":
         bodies = [render(api, r, oracle=True) for r in reqs]
-        oracle = Oracle(api, model, bodies, times)
+        oracle = Oracle(api, model, bodies, times, routing_limit())
     try:
         with Emulator(clock=clock, **(emulator_options or {})) as emu:
             ledger = WriteLedger.attach(emu)
@@ -597,6 +597,7 @@ def overflow_section(quick: bool) -> str:
     spec = importlib.util.spec_from_file_location("bench_overflow", path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
     spec.loader.exec_module(mod)
     # HOOK (issue 10, ``routing`` branch): ``run_overflow(models)`` + ``table(rows)`` there.
     if hasattr(mod, "markdown"):

@@ -43,6 +43,10 @@ ends:
   still alive, or one inside the prefix being read, is free and refreshes it too). OpenAI's
   ``12h`` TTL is not used: its price is unverified (PROVIDERS.md section 12) and no workload
   leaves 30 minutes between two uses of a prefix.
+* Routing (only where the emulator models it, ``routing_limit()``): OpenAI serves one prefix and
+  key from one machine up to about 15 requests a minute and sends the rest elsewhere, cold. The
+  oracle then assigns the requests round-robin to the fewest ``prompt_cache_key`` shards that
+  keep every shard under the limit, and plans each shard as a workload of its own.
 
 How it plans (clairvoyant, greedy, exact for these workloads):
 
@@ -81,7 +85,15 @@ from promptcache.testing import _openai as emu_openai
 from promptcache.testing import anthropic_minimum, openai_has_explicit_caching
 from promptcache.testing._cache import TTL_SECONDS
 
-__all__ = ["ORACLE_CACHE_KEY", "Block", "Oracle", "Plan", "multipliers"]
+__all__ = [
+    "ORACLE_CACHE_KEY",
+    "Block",
+    "Oracle",
+    "Plan",
+    "multipliers",
+    "routing_limit",
+    "shards_needed",
+]
 
 ORACLE_CACHE_KEY = "bench-oracle"
 MAX_MARKS = 4
@@ -123,6 +135,43 @@ def multipliers(provider: str, model: str) -> tuple[float, dict[str, float]]:
         w1h = price(cache_write_tokens=1_000_000, cache_write_1h_tokens=1_000_000) / base
         return read, {"5m": w5, "1h": w1h}
     return read, {"30m": price(cache_write_tokens=1_000_000) / base}
+
+
+def routing_limit() -> float | None:
+    """OpenAI's per-prefix-and-key routing limit as the emulator models it (``None``: not modelled).
+
+    The emulator on this branch routes every request to one machine; an emulator with
+    ``OpenAISettings.routing_limit_per_minute`` (the ``routing`` branch) sends the excess to
+    other machines, and then the optimum spreads a family over keys.
+    """
+    try:
+        from promptcache.testing import OpenAISettings  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    limit = OpenAISettings().routing_limit_per_minute
+    return float(limit) if limit is not None else None
+
+
+def shards_needed(times: list[float], limit: float | None, window: float = 60.0) -> int:
+    """The fewest keys such that, assigned round-robin, no key exceeds ``limit`` per window.
+
+    Mirrors the emulator's router: a request stays on its home machine while fewer than
+    ``limit`` requests with the same routing key arrived in the ``window`` seconds before it.
+    """
+    if limit is None or not times:
+        return 1
+    for shards in range(1, len(times) + 1):
+        seen: list[list[float]] = [[] for _ in range(shards)]
+        ok = True
+        for i, t in enumerate(times):
+            recent = [u for u in seen[i % shards] if u > t - window]
+            if len(recent) >= limit:
+                ok = False
+                break
+            seen[i % shards] = [*recent, t]
+        if ok:
+            return shards
+    return len(times)
 
 
 def _anthropic_blocks(body: dict[str, Any]) -> list[Block]:
@@ -200,11 +249,20 @@ class Oracle:
         bodies: Every request body in the oracle layout (``render(..., oracle=True)`` with
             ``model``), in order.
         times: When each request is sent (seconds, same clock as the run).
+        limit: OpenAI's routing limit per minute for one prefix and key, when the emulator
+            models overflow routing (:func:`routing_limit`); the oracle then spreads the
+            workload round-robin over the fewest keys that keep each under it and plans each
+            key's requests on their own (their caches are separate).
 
     """
 
     def __init__(
-        self, api: str, model: str, bodies: list[dict[str, Any]], times: list[float]
+        self,
+        api: str,
+        model: str,
+        bodies: list[dict[str, Any]],
+        times: list[float],
+        limit: float | None = None,
     ) -> None:
         self.api = api
         self.model = model
@@ -213,7 +271,14 @@ class Oracle:
         self.minimum = anthropic_minimum(model) if api == "anthropic" else 1024
         self.times = times
         self.plans: list[Plan] = [Plan() for _ in bodies]
-        if self.breakpoints:
+        self.shards = shards_needed(times, limit) if self.provider == "openai" else 1
+        if self.shards > 1:
+            for shard in range(self.shards):
+                idx = list(range(shard, len(bodies), self.shards))
+                sub = Oracle(api, model, [bodies[i] for i in idx], [times[i] for i in idx])
+                for j, i in enumerate(idx):
+                    self.plans[i] = sub.plans[j]
+        elif self.breakpoints:
             self.read, self.write = multipliers(self.provider, model)
             render = {"anthropic": _anthropic_blocks, "chat": _chat_blocks}.get(
                 api, _responses_blocks
@@ -399,7 +464,8 @@ class Oracle:
         """The oracle-layout keyword arguments of request ``i`` with the planned hints."""
         out = copy.deepcopy(kwargs)
         if self.provider == "openai":
-            out["prompt_cache_key"] = ORACLE_CACHE_KEY
+            shard = f"-{i % self.shards}" if self.shards > 1 else ""
+            out["prompt_cache_key"] = ORACLE_CACHE_KEY + shard
             if not self.breakpoints:
                 out["prompt_cache_retention"] = "24h"
                 return out

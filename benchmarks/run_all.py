@@ -10,6 +10,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     "bench_local_cache.py",
     "bench_provider_cache.py",
+    "bench_gateway.py",
     "bench_planner.py",
     "bench_accountant.py",
     "bench_ledger.py",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptcache._errors import (
     ConfigError,
+    HintRejectedWarning,
     MissingDependencyError,
     PriceWarning,
     PromptCacheError,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AnthropicOptions",
     "ConfigError",
+    "HintRejectedWarning",
     "MissingDependencyError",
     "ModelPrice",
     "OpenAIOptions",

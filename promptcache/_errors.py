@@ -10,7 +10,9 @@ The tree is small on purpose::
     PromptCacheWarning (UserWarning)  base of our warnings
     ├── StoreWarning                  the store failed; the call went on as a cache miss
     ├── PriceWarning                  no price known for a model; cost is ``None``
+    ├── MemoKeyWarning                a memoized call's arguments cannot be keyed; it ran uncached
     └── RewriteWarning                a request could not be restructured; sent as written
+        └── HintRejectedWarning       an endpoint refused a field promptcache added; retried
 
 Errors from the provider SDKs (``openai.BadRequestError``, ``anthropic.RateLimitError``, …) are
 never wrapped: they reach the caller exactly as the bare SDK raises them.
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "HintRejectedWarning",
+    "MemoKeyWarning",
     "MissingDependencyError",
     "PriceWarning",
     "PromptCacheError",
@@ -58,5 +62,20 @@ class PriceWarning(PromptCacheWarning):
     """No price is known for a model; its cost is recorded as ``None``."""
 
 
+class MemoKeyWarning(PromptCacheWarning):
+    """A memoized function got an argument that cannot be keyed; the call ran uncached.
+
+    Warned once per function, not per call.
+    """
+
+
 class RewriteWarning(PromptCacheWarning):
     """A request could not be restructured and was sent as the user wrote it."""
+
+
+class HintRejectedWarning(RewriteWarning):
+    """An endpoint refused a caching field promptcache added; the call was retried without it.
+
+    Given once per endpoint (base URL); the endpoint gets none of OpenAI's caching fields again
+    from that ``PromptCache``.
+    """

@@ -1,12 +1,27 @@
 """``memoize``: cache whole app-function results in the response store, sync or async.
 
-Arguments are keyed by their JSON (sorted keys), under the function's module and qualified
-name; results are stored as versioned JSON. What can be keyed: ``str``, ``int``, ``float``,
-``bool``, ``None``, lists, tuples, dicts with ``str`` keys, and pydantic models (SDK objects
-included) by their JSON. What can be stored: the same plain values, tuples (returned as
-tuples), and SDK response objects — pydantic models of ``openai.types`` / ``anthropic.types`` —
-which come back as their own types. Anything else raises a ``TypeError`` naming the type.
+**Which function.** An entry is keyed under the function's identity, computed once when it is
+decorated: its module and qualified name, its code (bytecode, constants including nested
+functions' code, names, flags — not line numbers, the file name or comments), its defaults
+and the values its closure captured (a captured function counts by its own identity, a class
+or module by its name), plus the Python version (``sys.implementation.cache_tag``) and the
+``key=`` function, if any. So lambdas, closures that one factory made with different values
+and same-named functions share nothing, and editing a function's body (or upgrading Python)
+starts it afresh. Module globals, class attributes and anything read at run time (files, the
+network, the clock) are *not* part of it. When part of the identity cannot be keyed (a closure
+that captured a lock, a client, an arbitrary object) decoration raises
+:class:`~promptcache.ConfigError`, unless the user vouches for the identity by passing
+``namespace=`` or ``key=``: then such values are left out and everything else still counts.
 
+**Which call.** The bound arguments (defaults applied, so ``f(1)`` and ``f(x=1)`` are one
+call) are keyed in the typed canonical form of :mod:`promptcache._canon`: injective and
+typed, so ``1``, ``1.0``, ``True`` and ``"1"``, a tuple and a list, ``{1: x}`` and
+``{"1": x}`` are all different calls. A call whose arguments cannot be keyed runs uncached
+(one :class:`~promptcache._errors.MemoKeyWarning` per function).
+
+**Results** are stored as versioned JSON. What can be stored: JSON values, tuples (returned as
+tuples), and SDK response objects — pydantic models of ``openai.types`` / ``anthropic.types``
+— which come back as their own types. Anything else raises a ``TypeError`` naming the type.
 Stored data never names code to run: a model is re-created only if its dotted path lies under
 an allow-listed SDK package, so a tampered cache entry cannot import arbitrary modules.
 """
@@ -18,11 +33,17 @@ import importlib
 import inspect
 import math
 import sys
+import types
+import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 import orjson
+import xxhash
 
+from promptcache._canon import Unkeyable, class_path, encode_into, type_name, typed_canonical
+from promptcache._errors import ConfigError, MemoKeyWarning
 from promptcache._keys import KEY_VERSION, digest_key
 from promptcache._store import SafeStore
 
@@ -38,11 +59,6 @@ MEMO_VERSION: Final = 1
 #: Packages whose pydantic models may be re-created from cache content.
 SDK_MODULES: Final = ("openai.types", "anthropic.types")
 
-# Dataclasses and datetimes would serialise natively in orjson; routing them to `default`
-# rejects them, so that only the documented types are ever keyed.
-_KEY_OPTS: Final = (
-    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
-)
 _TAG: Final = "$t"
 # Response ids the SDKs set on a top-level response object (public, despite the underscore).
 _RESPONSE_IDS: Final = ("_request_id", "_workspace_id")
@@ -131,25 +147,6 @@ def _pydantic_model(obj: object) -> Any:
     if pydantic is not None and isinstance(obj, pydantic.BaseModel):
         return obj
     return None
-
-
-def _key_default(obj: object) -> Any:
-    model = _pydantic_model(obj)
-    if model is not None:
-        t = type(model)
-        return {"$model": f"{t.__module__}:{t.__qualname__}", "v": model.model_dump(mode="json")}
-    raise TypeError(_type_name(obj))
-
-
-def _key_bytes(name: str, value: object) -> bytes:
-    try:
-        return orjson.dumps(value, default=_key_default, option=_KEY_OPTS)
-    except TypeError as exc:
-        raise TypeError(
-            f"promptcache.cached cannot key argument {name!r}: it holds a value of type "
-            f"{exc} (use str, int, float, bool, None, list, tuple, dict with str keys or a "
-            "pydantic model, or pass key=... to the decorator)"
-        ) from None
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -265,6 +262,225 @@ def _load(raw: bytes, verify: str) -> tuple[bool, Any]:
         raise _BadEntry(f"unreadable memo entry: {exc!r}") from exc
 
 
+# --- function identity -----------------------------------------------------------------------
+
+# Identities of the memoized wrappers we made, so that a memoized function captured by (or
+# decorated again into) another one is keyed by what it caches, not by our wrapper's closure.
+_IDENTITIES: weakref.WeakKeyDictionary[Callable[..., Any], bytes] = weakref.WeakKeyDictionary()
+
+
+class _Unidentifiable(Exception):
+    """Part of a function's identity cannot be keyed and nobody vouched for it."""
+
+    def __init__(self, where: str, exc: Unkeyable) -> None:
+        super().__init__(where)
+        self.where = where
+        self.exc = exc
+
+
+def _text(s: str | None) -> bytes:
+    return typed_canonical(s)
+
+
+class _Identity:
+    """Builds the bytes that tell one function apart from every other one.
+
+    A Python function is its module and qualified name, its code (bytecode, constants with
+    nested code objects, names, argument counts, flags, exception table — not line numbers or
+    the file name), its defaults and keyword-only defaults, and the values its closure captured,
+    read once, now. A captured function is keyed the same way, recursively (a cycle becomes a
+    back-reference); a captured memoized function by its own identity; a class by its name, a
+    module by its name. A value that cannot be keyed is refused (:class:`_Unidentifiable`) or,
+    when the user ``vouched`` (gave ``namespace=`` or ``key=``), left out.
+    """
+
+    def __init__(self, vouched: bool) -> None:
+        self.vouched = vouched
+        self._seen: dict[int, int] = {}
+        self._alive: list[object] = []  # keeps ids unique while we walk
+
+    def value(self, value: object, where: str) -> bytes:
+        """Key a captured value, a default or a bound object; leave it out or refuse it."""
+        try:
+            return b"v" + typed_canonical(value, lambda obj: self.callable(obj, where))
+        except Unkeyable as exc:
+            if self.vouched:
+                return b"?"
+            raise _Unidentifiable(where, exc) from None
+
+    def callable(self, obj: object, via: str) -> bytes:
+        """Key code-like values (the fallback of the canonical form); raise ``Unkeyable``."""
+        fb = lambda o: self.callable(o, via)  # noqa: E731
+        if isinstance(obj, types.FunctionType):
+            memoized = _IDENTITIES.get(obj)
+            return b"M" + memoized if memoized is not None else self.function(obj, via)
+        if isinstance(obj, functools.partial):
+            return (
+                b"P" + self.callable(obj.func, via) + typed_canonical((obj.args, obj.keywords), fb)
+            )
+        if isinstance(obj, types.MethodType):
+            return b"B" + self.callable(obj.__func__, via) + typed_canonical(obj.__self__, fb)
+        if isinstance(obj, staticmethod | classmethod):
+            tag = b"S" if isinstance(obj, staticmethod) else b"K"
+            return tag + self.callable(obj.__func__, via)
+        if isinstance(obj, types.BuiltinFunctionType):
+            owner = obj.__self__
+            if owner is None or isinstance(owner, types.ModuleType):
+                module = owner.__name__ if owner is not None else obj.__module__
+                return b"b" + _text(module) + _text(obj.__qualname__)
+            return b"B" + _text(obj.__qualname__) + typed_canonical(owner, fb)
+        if isinstance(obj, types.MethodWrapperType):
+            return b"B" + _text(obj.__name__) + typed_canonical(obj.__self__, fb)
+        if isinstance(
+            obj,
+            types.MethodDescriptorType
+            | types.WrapperDescriptorType
+            | types.ClassMethodDescriptorType,
+        ):
+            return b"d" + _text(class_path(obj.__objclass__)) + _text(obj.__name__)
+        if isinstance(obj, types.ModuleType):
+            return b"o" + _text(obj.__name__)
+        raise Unkeyable(type_name(type(obj)))
+
+    def function(self, fn: types.FunctionType, via: str = "") -> bytes:
+        """Key a Python function: its name, code, defaults and captured values."""
+        if id(fn) in self._seen:  # recursion through the closure: point back
+            return b"^%d;" % self._seen[id(fn)]
+        self._seen[id(fn)] = len(self._seen)
+        self._alive.append(fn)
+        co = fn.__code__
+
+        def where(what: str) -> str:
+            return f"{what} of {fn.__qualname__} (reached through {via})" if via else what
+
+        parts = [b"F", _text(fn.__module__), _text(fn.__qualname__), self.code(co)]
+        positional = co.co_varnames[: co.co_argcount]
+        defaults = fn.__defaults__ or ()
+        for name, default in zip(
+            positional[len(positional) - len(defaults) :], defaults, strict=False
+        ):
+            parts.append(self.value(default, where(f"the default of parameter {name!r}")))
+        parts.append(b";")
+        for name, default in sorted((fn.__kwdefaults__ or {}).items()):
+            parts.append(_text(name))
+            parts.append(self.value(default, where(f"the default of parameter {name!r}")))
+        parts.append(b";")
+        for name, cell in zip(co.co_freevars, fn.__closure__ or (), strict=True):
+            parts.append(_text(name))
+            here = where(f"captured variable {name!r}")
+            try:
+                captured = cell.cell_contents
+            except ValueError:  # not assigned yet: decorated inside the scope that assigns it
+                parts.append(self.empty_cell(name, fn, here))
+                continue
+            parts.append(self.value(captured, here))
+        return b"".join(parts)
+
+    def empty_cell(self, name: str, fn: types.FunctionType, where: str) -> bytes:
+        # `__class__` is the class whose body is running (super() needs it): the qualified
+        # name already says which. A cell named like the function is the function itself,
+        # recursing through the name the decorator's result is about to be bound to.
+        if name == "__class__":
+            return b"@c"
+        if name == fn.__name__:
+            return b"@s"
+        if self.vouched:
+            return b"?"
+        reason = "nothing yet: it is assigned after the decorator runs, so cannot be keyed now"
+        raise _Unidentifiable(where, Unkeyable("unassigned", reason))
+
+    def code(self, co: types.CodeType) -> bytes:
+        """Key a code object: what it does, not where it sits in its file."""
+        shape = (co.co_name, co.co_argcount, co.co_posonlyargcount, co.co_kwonlyargcount)
+        names = (co.co_names, co.co_varnames, co.co_freevars, co.co_cellvars)
+        return b"".join(
+            (
+                b"C",
+                typed_canonical((shape, co.co_flags, names, co.co_code, co.co_exceptiontable)),
+                typed_canonical(co.co_consts, self.constant),
+            )
+        )
+
+    def constant(self, obj: object) -> bytes:
+        if isinstance(obj, types.CodeType):
+            return b"C" + self.code(obj)
+        if isinstance(obj, slice):  # constants on newer Pythons
+            return b"L" + typed_canonical((obj.start, obj.stop, obj.step))
+        raise Unkeyable(type_name(type(obj)))
+
+    def target(self, fn: Callable[..., Any]) -> bytes:
+        """Key the decorated callable itself."""
+        if isinstance(fn, types.FunctionType):
+            memoized = _IDENTITIES.get(fn)
+            return b"M" + memoized if memoized is not None else self.function(fn)
+        if isinstance(fn, functools.partial):
+            return (
+                b"P"
+                + self.target(fn.func)
+                + self.value((fn.args, fn.keywords), "the arguments bound by functools.partial")
+            )
+        if isinstance(fn, types.MethodType):
+            return (
+                b"B"
+                + self.target(fn.__func__)
+                + self.value(fn.__self__, "the object the method is bound to")
+            )
+        wrapped = getattr(fn, "__wrapped__", None)
+        if callable(wrapped) and type(fn).__module__ == "functools":
+            # functools.cache / lru_cache: behaves as the function it wraps.
+            return b"W" + _text(type(fn).__qualname__) + self.target(wrapped)
+        call = getattr(type(fn), "__call__", None)  # noqa: B004 (the class's, not the instance's)
+        if not isinstance(fn, type) and isinstance(call, types.FunctionType):
+            # A callable object: its class's __call__ and its own state.
+            return b"I" + self.function(call) + self.value(fn, "the callable object itself")
+        return self.value(fn, "the callable itself")
+
+
+def _display_name(fn: Callable[..., Any]) -> tuple[str, str]:
+    """Return ``(module, qualname)`` naming a callable readably in its keys (no addresses)."""
+    if isinstance(fn, functools.partial):
+        module, inner = _display_name(fn.func)
+        return module, f"partial({inner})"
+    target: Any = fn.__func__ if isinstance(fn, types.MethodType) else fn
+    found: Any = getattr(target, "__qualname__", None)
+    # A callable object has no name of its own: name its class, never its address.
+    qualname = found if isinstance(found, str) else f"{type(target).__qualname__}()"
+    module = getattr(target, "__module__", None) or type(target).__module__
+    return str(module).replace("|", "_"), qualname.replace("|", "_")
+
+
+def _identify(
+    fn: Callable[..., Any], key: Callable[..., Any] | None, vouched: bool
+) -> tuple[str, bytes]:
+    """Return the readable name and the identity digest of a memoized function.
+
+    Raises :class:`~promptcache.ConfigError` when part of it cannot be keyed, unless
+    ``vouched``.
+    """
+    module, qualname = _display_name(fn)
+    name = f"{module}:{qualname}"
+    try:
+        parts = [
+            b"promptcache-memo-identity/1",
+            # Bytecode means something only to one interpreter version.
+            _text(sys.implementation.cache_tag),
+            _Identity(vouched).target(fn),
+            # key= decides which calls share an entry: two key functions must not mix.
+            b"-" if key is None else _Identity(True).target(key),
+        ]
+    except _Unidentifiable as exc:
+        where = exc.where + "".join(exc.exc.path)
+        what = exc.exc.reason or f"a value of type {exc.exc.type_name}"
+        raise ConfigError(
+            f"promptcache.cached cannot tell {name} apart from other functions: "
+            f"{where} holds {what}, which cannot be keyed. Pass key=... "
+            "(a function of the call's arguments returning what identifies the answer) or "
+            "namespace=... (a name you choose for this function's results) to the decorator; "
+            "values that cannot be keyed are then left out of the function's identity."
+        ) from None
+    return name, xxhash.xxh3_128_digest(b"".join(parts))
+
+
 # --- the decorator ---------------------------------------------------------------------------
 
 
@@ -279,31 +495,77 @@ class _Memo(Generic[P, R]):
         ttl: float | None,
         key: Callable[..., Any] | None,
         typed: bool,
+        vouched: bool,
     ) -> None:
         self.fn = fn
         self.store = store
         self.ttl = ttl
         self.key_fn = key
-        self.typed = typed
+        self.typed = typed  # kept for the API: every argument is keyed with its type anyway
         self.signature = inspect.signature(fn)
-        qualname = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
-        module = getattr(fn, "__module__", "?")
-        self.prefix = f"{KEY_VERSION}|memo|ns={namespace}|fn={module}:{qualname}"
+        self.name, self.identity = _identify(fn, key, vouched)
+        self.prefix = (
+            f"{KEY_VERSION}|memo|ns={namespace}|fn={self.name}|id={self.identity.hex()[:16]}"
+        )
+        # Defaults the canonical form cannot hold (a function, or an object a vouching user
+        # left out) are part of the identity already: a call that leaves them out is keyed as
+        # "the default" rather than run uncached.
+        self.opaque: frozenset[str] = frozenset()
+        if key is None:
+            self.opaque = frozenset(
+                p.name
+                for p in self.signature.parameters.values()
+                if p.default is not p.empty and not _keyable(p.default)
+            )
+        self.warned = False
 
     def key(self, *args: Any, **kwargs: Any) -> tuple[str, str]:
+        """Return ``(key, verify)``; raise ``Unkeyable`` for a value the form cannot hold."""
+        out = [self.identity]
         if self.key_fn is not None:
-            parts = [b"k", _key_bytes("key(...)", self.key_fn(*args, **kwargs))]
+            out.append(b"k")
+            try:
+                encode_into(self.key_fn(*args, **kwargs), out)
+            except Unkeyable as exc:
+                exc.path.insert(0, "the value key=... returned")
+                raise
         else:
             bound = self.signature.bind(*args, **kwargs)
+            given = frozenset(bound.arguments) if self.opaque else frozenset()
             bound.apply_defaults()
-            parts = []
+            out.append(b"a")
+            # Parameters come in signature order: position, not name, tells them apart.
             for name, value in bound.arguments.items():
-                parts.append(orjson.dumps(name))
-                parts.append(_key_bytes(name, value))
-                if self.typed:
-                    parts.append(orjson.dumps(_type_name(value)))
-        ck = digest_key(self.prefix, b"\x00".join(parts))
+                if name in self.opaque and name not in given:
+                    out.append(b"?")
+                    continue
+                try:
+                    encode_into(value, out)
+                except Unkeyable as exc:
+                    exc.path.insert(0, f"argument {name!r}")
+                    raise
+        ck = digest_key(self.prefix, b"".join(out))
         return ck.key, ck.verify
+
+    def helper_key(self, *args: Any, **kwargs: Any) -> str:
+        """Return the key, or raise the ``TypeError`` saying why there is none (for the helpers)."""
+        try:
+            return self.key(*args, **kwargs)[0]
+        except Unkeyable as exc:
+            raise TypeError(f"promptcache.cached cannot key {exc.describe()}{_KEYABLE}") from None
+
+    def bypass(self, exc: Unkeyable) -> None:
+        """Warn, once per function, that a call runs uncached."""
+        if self.warned:
+            return
+        self.warned = True
+        warnings.warn(
+            MemoKeyWarning(
+                f"promptcache.cached: {self.name} ran uncached: cannot key "
+                f"{exc.describe()}{_KEYABLE}. Further such calls are not reported."
+            ),
+            stacklevel=3,  # the caller of the memoized function
+        )
 
     def lookup(self, k: str, verify: str) -> tuple[bool, Any]:
         raw = self.store.get(k)
@@ -322,6 +584,21 @@ class _Memo(Generic[P, R]):
         self.store.set(k, data, ttl=self.ttl)
 
 
+_KEYABLE: Final = (
+    " (keyable: None, bool, int, float, str, bytes, list, tuple, dict, set, frozenset, Decimal,"
+    " UUID, datetime/date/time/timedelta, pathlib paths, enum members, named tuples, classes,"
+    " pydantic models; or pass key=... to the decorator)"
+)
+
+
+def _keyable(value: object) -> bool:
+    try:
+        typed_canonical(value)
+    except Unkeyable:
+        return False
+    return True
+
+
 def memoize(
     store: SafeStore,
     *,
@@ -329,26 +606,49 @@ def memoize(
     ttl: float | None = None,
     key: Callable[..., Any] | None = None,
     typed: bool = False,
+    vouched: bool = False,
 ) -> Callable[[Callable[P, R]], Memoized[P, R]]:
     """Return a decorator that caches a function's results in ``store``.
 
     Works on plain and ``async`` functions and keeps their signature. A cached ``None`` is a
-    hit. ``ttl`` is in seconds (``None``: until evicted). ``key``, if given, is called with the
-    call's arguments and its (JSON-able) return value is keyed instead of the arguments — use it
-    for ``self`` or other values that cannot be keyed. ``typed=True`` also keys each argument's
-    type (``1`` and ``1.0`` are already distinct; this tells a tuple from a list). The
-    decorated function (a :class:`Memoized`) keeps the original's signature for type checkers
-    and gains ``cache_key(*args, **kwargs)``, ``invalidate(*args, **kwargs)`` and
-    ``cache_clear()``.
+    hit. ``ttl`` is in seconds (``None``: until evicted). The decorated function (a
+    :class:`Memoized`) keeps the original's signature for type checkers and gains
+    ``cache_key(*args, **kwargs)``, ``invalidate(*args, **kwargs)`` and ``cache_clear()``
+    (which forgets this function's entries, not those of an older version of its code).
 
-    A store failure is a :class:`~promptcache.StoreWarning` and the function simply runs; an
-    argument or result that cannot be keyed or stored raises ``TypeError``.
+    Entries are keyed on the function's identity (see :class:`_Identity`; computed once, here)
+    and on its bound arguments in the typed canonical form of :mod:`promptcache._canon`, so
+    ``f(1)``, ``f(1.0)``, ``f(True)`` and ``f("1")`` never share an entry while ``f(1)``,
+    ``f(x=1)`` and ``f(1, y=<default>)`` do. ``typed`` is kept for compatibility: arguments are
+    always keyed with their types now (a tuple is not a list).
+
+    ``key``, if given, is called with the call's arguments and its (keyable) return value is
+    keyed instead of the arguments — use it for ``self`` or other values that cannot be keyed.
+    ``vouched`` (the caller passed an explicit ``namespace=``) or ``key`` mean the user vouches
+    for the function's identity: captured values and defaults that cannot be keyed are left
+    out of it instead of raising :class:`~promptcache.ConfigError` at decoration.
+
+    A call with an argument that cannot be keyed runs uncached, with one
+    :class:`~promptcache._errors.MemoKeyWarning` per function. A store failure is a
+    :class:`~promptcache.StoreWarning` and the function simply runs; a result that cannot be
+    stored raises ``TypeError``.
     """
+    vouched = vouched or key is not None
 
     def decorate(fn: Callable[P, R]) -> Memoized[P, R]:
+        if isinstance(fn, staticmethod | classmethod):
+            raise TypeError(
+                f"put @{type(fn).__name__} above @cached, not below it "
+                f"(cached() decorates functions, not {type(fn).__name__} objects)"
+            )
         if not callable(fn):
             raise TypeError(f"cached() decorates functions, not {_type_name(fn)}")
-        memo: _Memo[..., Any] = _Memo(fn, store, namespace, ttl, key, typed)
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"cached() cannot memoize generator function {getattr(fn, '__qualname__', fn)}: "
+                "its result is an iterator, not a value (return a list instead)"
+            )
+        memo: _Memo[..., Any] = _Memo(fn, store, namespace, ttl, key, typed, vouched)
         wrapper: Any
         if inspect.iscoroutinefunction(fn):
             # Only async apps pay for importing asyncio (~30 ms), and they already have.
@@ -357,7 +657,11 @@ def memoize(
             afn = cast(Callable[..., Any], fn)
 
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                k, verify = memo.key(*args, **kwargs)
+                try:
+                    k, verify = memo.key(*args, **kwargs)
+                except Unkeyable as exc:
+                    memo.bypass(exc)
+                    return await afn(*args, **kwargs)
                 # Disk and Redis stores block: keep them off the event loop.
                 off_loop = store.blocking
                 if off_loop:
@@ -378,7 +682,11 @@ def memoize(
         else:
 
             def run(*args: Any, **kwargs: Any) -> Any:
-                k, verify = memo.key(*args, **kwargs)
+                try:
+                    k, verify = memo.key(*args, **kwargs)
+                except Unkeyable as exc:
+                    memo.bypass(exc)
+                    return fn(*args, **kwargs)
                 found, value = memo.lookup(k, verify)
                 if found:
                     return value
@@ -389,10 +697,10 @@ def memoize(
             wrapper = functools.wraps(fn)(run)
 
         def cache_key(*args: Any, **kwargs: Any) -> str:
-            return memo.key(*args, **kwargs)[0]
+            return memo.helper_key(*args, **kwargs)
 
         def invalidate(*args: Any, **kwargs: Any) -> None:
-            store.delete(memo.key(*args, **kwargs)[0])
+            store.delete(memo.helper_key(*args, **kwargs))
 
         def cache_clear() -> int:
             return store.delete_prefix(memo.prefix + ":")
@@ -400,6 +708,7 @@ def memoize(
         wrapper.cache_key = cache_key
         wrapper.invalidate = invalidate
         wrapper.cache_clear = cache_clear
+        _IDENTITIES[wrapper] = memo.identity
         return cast(Memoized[P, R], wrapper)
 
     return decorate

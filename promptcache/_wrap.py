@@ -453,13 +453,19 @@ class PromptCache:
         ``cache_key``/``invalidate``/``cache_clear`` manage entries (see ``memoize``).
         ``ttl`` is in seconds; ``None`` or ``math.inf`` means no expiry, NaN is a
         :class:`~promptcache.ConfigError`.
+
+        Entries are keyed on the function's identity (code, defaults, captured values) and its
+        typed arguments. A function whose captured values or defaults cannot be keyed raises
+        :class:`ConfigError` here; ``namespace=`` or ``key=`` vouch for its identity instead
+        (those values are then left out of it). ``typed`` is kept for compatibility: arguments
+        are always keyed with their types.
         """
         from promptcache._memo import memoize
 
         ttl = _check_ttl(ttl)
         ns = namespace if namespace is not None else (self.namespace or "default")
         decorator: Callable[[Callable[P, R]], Memoized[P, R]] = memoize(
-            self.store, namespace=ns, ttl=ttl, key=key, typed=typed
+            self.store, namespace=ns, ttl=ttl, key=key, typed=typed, vouched=namespace is not None
         )
         if func is None:
             return decorator

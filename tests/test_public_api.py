@@ -10,6 +10,7 @@ import promptcache
 EXPECTED = {
     "AnthropicOptions",
     "ConfigError",
+    "HintRejectedWarning",
     "MissingDependencyError",
     "ModelPrice",
     "OpenAIOptions",

@@ -20,19 +20,19 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from promptcache._api import Api, RequestInfo
-from promptcache._errors import ConfigError, RewriteWarning
+from promptcache._errors import ConfigError, HintRejectedWarning, RewriteWarning
 from promptcache._hooks import Rewrite, UsageMeta
 from promptcache._plan._anthropic import plan_anthropic
 from promptcache._plan._ctx import Ctx, PlanFacts
+from promptcache._plan._endpoints import WithheldHints, error_message, host_of, refused_fields
 from promptcache._plan._openai import plan_openai
 from promptcache._plan._options import AnthropicOptions, OpenAIOptions
 from promptcache._plan._state import PlannerState
 from promptcache._plan._text import count_key, strip_deep
 
-__all__ = ["AnthropicOptions", "DefaultPlanner", "OpenAIOptions"]
+__all__ = ["AnthropicOptions", "DefaultPlanner", "OpenAIOptions", "WithheldHints"]
 
 _MODES = ("off", "safe", "auto")
-_REJECT_WORDS = ("unrecognized", "unknown", "extra", "not permitted", "unsupported", "not allowed")
 
 
 class DefaultPlanner:
@@ -61,6 +61,7 @@ class DefaultPlanner:
         self._clock = clock
         self._state = PlannerState()
         self._lock = threading.Lock()
+        self._warned: set[str] = set()  # endpoints already warned about a refusal
 
     def rewrite(self, info: RequestInfo, body: dict[str, Any]) -> Rewrite:
         """Return the body to send: reordered, with breakpoints and cache key as planned."""
@@ -111,28 +112,77 @@ class DefaultPlanner:
                 self._state.reject(info.base_url, {"cache_control"})
             fallback: dict[str, Any] = strip_deep(original)
             return fallback if fallback != sent.body else None
-        if isinstance(original, dict) and any(
-            k.startswith("prompt_cache") and k not in sent.added_params and k in text
-            for k in original
-        ):
-            return None  # the 400 names a setting the app chose itself: theirs to see
-        named = {p for p in sent.added_params if p in text}
-        if "prompt_cache_breakpoint" in text:
-            ours = count_key(sent.body, "prompt_cache_breakpoint") - (
-                count_key(original, "prompt_cache_breakpoint") if isinstance(original, dict) else 0
-            )
-            if ours <= 0 and "prompt_cache_options" not in sent.added_params:
-                return None  # only the app's own breakpoints: not ours to remove or blame
-            named.add("prompt_cache_options")
-        if not named and sent.added_params and any(w in text for w in _REJECT_WORDS):
-            named = set(sent.added_params)
-        if not named:
+        if not isinstance(original, dict):
             return None
-        self._state.reject(info.base_url, named)
-        retry = {k: v for k, v in sent.body.items() if k not in named}
-        if "prompt_cache_options" in named:
+        blamed = refused_fields(error_body)
+        user_key = original.get("prompt_cache_key")
+        if (
+            isinstance(user_key, str)
+            and "prompt_cache_key" in blamed
+            and sent.body.get("prompt_cache_key") != user_key
+        ):
+            # A shard derived from the app's own key was refused (too long, say): the app's key
+            # goes as written, and this endpoint's user keys are not sharded again.
+            self._state.reject(info.base_url, {"shard_user_keys"})
+            return {**sent.body, "prompt_cache_key": user_key}
+        if any(k in blamed for k in original if k.startswith("prompt_cache")):
+            return None  # the 400 names a setting the app chose itself: theirs to see
+        ours = set(sent.added_params)
+        if "prompt_cache_breakpoint" in blamed:
+            if count_key(original, "prompt_cache_breakpoint"):
+                return None  # the app's own breakpoints are refused too: not ours to remove
+            if count_key(sent.body, "prompt_cache_breakpoint"):
+                ours.add("prompt_cache_breakpoint")
+        if not blamed & ours:
+            return None
+        # A server that refuses one of OpenAI's caching fields knows none of them (they came
+        # together): drop all of ours at once, so that this one retry succeeds, and send none
+        # again to this endpoint.
+        if "prompt_cache_breakpoint" in ours:
+            ours.add("prompt_cache_options")  # the planner gates breakpoints on this name
+        top = ours - {"prompt_cache_breakpoint"}
+        self._refused(info, top, status, error_message(error_body))
+        retry = {k: v for k, v in sent.body.items() if k not in top}
+        if "prompt_cache_options" in top:
             retry = _drop_breakpoints(retry)
         return retry
+
+    def _refused(self, info: RequestInfo, fields: set[str], status: int, error_text: str) -> None:
+        """Remember a refusal for the endpoint, note it for the doctor, and warn once."""
+        self._state.reject(info.base_url, fields)
+        host = host_of(info.base_url)
+        self._state.withhold(
+            info.base_url,
+            host,
+            None,
+            tuple(sorted(fields)),
+            "rejected",
+            error_text,
+            "none needed: the server does not take them (a new PromptCache tries once more)",
+            self._clock(),
+        )
+        with self._lock:
+            if info.base_url in self._warned:
+                return
+            self._warned.add(info.base_url)
+        warnings.warn(
+            HintRejectedWarning(
+                f"promptcache: {host} refused {', '.join(sorted(fields))} "
+                f"(HTTP {status}: {error_text!r}); the call was retried without them, and "
+                f"requests to {info.base_url} will not carry them again from this PromptCache "
+                "(warned once per endpoint)"
+            ),
+            stacklevel=2,
+        )
+
+    def withheld(self) -> list[WithheldHints]:
+        """Endpoints sent fewer of OpenAI's caching hints than OpenAI would take, and why.
+
+        One entry per base URL and model that ``OpenAIOptions(endpoint=...)`` kept the hints
+        from (``"not_openai"``, ``"declared"``), and one per base URL that refused them
+        (``"rejected"``); in memory, for this planner's lifetime.
+        """
+        return self._state.withheld()
 
 
 def _drop_breakpoints(obj: Any) -> Any:

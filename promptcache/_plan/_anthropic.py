@@ -295,7 +295,8 @@ def plan_anthropic(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         strategy=strategy,
         common=match.common,
         new_family=match.new_family and match.speculate,
-        conversation=match.grew_from > 0 or (not match.stale and (has_history or grown)),
+        conversation=match.grew_from > 0
+        or (not match.stale and not match.diverging and (has_history or grown)),
         head_ttl=head_ttl,
         anchor_ttl=anchor_ttl,
     )

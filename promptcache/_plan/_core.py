@@ -240,6 +240,22 @@ def place(
             s = last_eligible(end)
             if s is not None:
                 candidates.append((s, head_ttl, why))
+    # The first request of a family writes where later ones are likely to diverge: the end of
+    # everything before the last message (shared examples, earlier turns) and, inside the last
+    # message, the end of all but its last part (a document before the question). Only the
+    # last breakpoint decides what is written (the ones before it cost nothing), so these are
+    # free beside the anchor and turn a later request that asks something else into a read.
+    if new_family and head_ttl is not None and last_stable >= 0 and pos[last_stable].msg >= 0:
+        last_msg = pos[last_stable].msg
+        first_of_last = last_stable
+        while first_of_last > 0 and pos[first_of_last - 1].msg == last_msg:
+            first_of_last -= 1
+        for end, why in ((first_of_last - 1, "prelude"), (last_stable - 1, "part")):
+            if end < 0 or (why == "part" and end < first_of_last):
+                continue
+            s = last_eligible(end, first_of_last if why == "part" else 0)
+            if s is not None:
+                candidates.append((s, head_ttl, why))
 
     chosen: dict[int, Breakpoint] = {}
     for i, ttl, why in candidates:

@@ -5,8 +5,8 @@ Rules followed (PROVIDERS.md §2): a stable ``prompt_cache_key`` per prompt fami
 parts (≤4 written per request, no lookback limit) with ``prompt_cache_options.mode="explicit"``
 so that only prefixes worth reading are written (writes cost 1.25x there); never
 ``prompt_cache_options``/breakpoints on older models (they reject them), never the deprecated
-``prompt_cache_retention``; nothing added for OpenAI-compatible endpoints unless the user says
-they accept it, and nothing again that an endpoint has rejected.
+``prompt_cache_retention``; nothing added for endpoints that are not OpenAI or a gateway to it
+(``_endpoints.py``) unless the user says so, and nothing again that an endpoint has rejected.
 """
 
 from __future__ import annotations
@@ -16,14 +16,25 @@ import json
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import orjson
 import xxhash
 
 from promptcache._api import Api
 from promptcache._hooks import Rewrite
-from promptcache._plan._core import Pos, Strategy, family_key, place, pos_of, readable_blocks
+from promptcache._plan._core import (
+    Breakpoint,
+    Pos,
+    Strategy,
+    family_key,
+    place,
+    pos_of,
+    readable_blocks,
+)
 from promptcache._plan._ctx import Ctx
+from promptcache._plan._endpoints import hints_allowed
 from promptcache._plan._layout import has_marks, strip_marks
 from promptcache._plan._models import openai_explicit, openai_min_tokens
+from promptcache._plan._routing import shard_key
 from promptcache._plan._text import TEXT_KEYS, relayout, scan, strip_deep
 from promptcache._plan._volatile import diff_label
 
@@ -144,9 +155,22 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             if label is not None and ctx.state.add_label(coarse, label):
                 labels = labels | {label}
 
+    opts = ctx.openai
+    native = hints_allowed(ctx)  # declared, or OpenAI's host, a gateway to it, an OpenAI model
+    explicit = (
+        native
+        and opts.explicit_breakpoints
+        and openai_explicit(ctx.info.model)
+        and not ctx.state.is_rejected(ctx.info.base_url, "prompt_cache_options")
+    )
+
     tail: list[str] = []
     static_at: set[tuple[int, int]] = set()
     dyn: set[tuple[int, int]] = set()
+    lead: dict[str, Any] | None = None
+    chained = responses and ctx.state.chains(
+        coarse, now_chained=body.get("previous_response_id") is not None
+    )
     if isinstance(instructions, str) and (
         body.get("previous_response_id") is not None or body.get("conversation") is not None
     ):
@@ -161,6 +185,35 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         tail.extend(moved)
         if not kept:
             out.pop("instructions", None)  # all dynamic: it moved, nothing is left to send
+        elif (
+            auto
+            and explicit
+            and "prompt" not in body  # a stored prompt template brings its own messages
+            # truncation="auto" drops input items from the start when the context overflows;
+            # instructions are never dropped, so the text must not become an input item.
+            and body.get("truncation") != "auto"
+            # A stored response can be chained: its input items (the moved text with them)
+            # would be carried into every later turn, its instructions not. So only where the
+            # response cannot be chained, or where the app keeps its own history (sends it
+            # inline) or says it never chains — and it has not been seen chaining.
+            and (
+                body.get("store") is False
+                or (
+                    not chained
+                    and (has_history_of(items) or ctx.openai.chained_responses == "never")
+                )
+            )
+            and len(kept)
+            >= openai_min_tokens(ctx.info.model) * ctx.state.calibration.ratio(ctx.info.model)[0]
+        ):
+            # gpt-5.6+ writes only at breakpoints, and those live on input content parts: a
+            # long `instructions` string can never end a cached prefix. The same text as a
+            # leading developer message can (`instructions` is "a system (or developer)
+            # message inserted into the model's context", openai 3.51 response_create_params).
+            # Always sent as a part list, so the item's bytes do not change when a breakpoint
+            # comes or goes.
+            out.pop("instructions", None)
+            lead = {"role": "developer", "content": [{"type": "input_text", "text": kept}]}
         elif kept != instructions:
             out["instructions"] = kept
     part_type = "input_text" if responses else "text"
@@ -265,6 +318,13 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             f"moved {len(tail)} span(s) from the instructions to a trailing {role} message"
         )
 
+    if lead is not None:
+        items.insert(0, lead)
+        dyn = {(a + 1, b) for a, b in dyn}
+        static_at = {(a + 1, b) for a, b in static_at}
+        n_head += 1
+        notes.append("auto: instructions sent as a leading developer message (cacheable)")
+
     # The family is named by what stays in the prefix, so moved text cannot split it.
     kept_head = (out["instructions"] if isinstance(out.get("instructions"), str) else "") + "".join(
         _text_of(items[i].get("content")) for i in range(n_head) if isinstance(items[i], dict)
@@ -273,16 +333,6 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         kept_head = _text_of(items[0].get("content"))
     fkey = family_key(coarse, kept_head)
 
-    opts = ctx.openai
-    native = opts.endpoint == "openai" or (
-        opts.endpoint == "auto" and is_openai_host(ctx.info.base_url)
-    )
-    explicit = (
-        native
-        and opts.explicit_breakpoints
-        and openai_explicit(ctx.info.model)
-        and not ctx.state.is_rejected(ctx.info.base_url, "prompt_cache_options")
-    )
     # --- positions: only gpt-5.6+ breakpoints use them (the cache key needs just the family).
     # Everything they feed (family history, token calibration) is read only on that path, so
     # older models and compatible endpoints skip hashing the whole request.
@@ -297,6 +347,12 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             pos.append(pos_of(out["instructions"], cacheable=False, section="system"))
             where.append((-1, -1))
         for mi, item in enumerate(items):
+            if mi == 0 and lead is not None:
+                # Hashed as the `instructions` string it carries, so that calls of the family
+                # that sent the text as `instructions` (before moving it was allowed) match.
+                pos.append(pos_of(lead["content"][0]["text"], cacheable=True, section="system"))
+                where.append((0, 0))
+                continue
             if not isinstance(item, dict):
                 pos.append(pos_of(item, cacheable=False, section="messages", msg=mi))
                 where.append((mi, -1))
@@ -351,13 +407,25 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             key = "pc-" + xxhash.xxh3_64_hexdigest(f"{ctx.info.tenant}\x00{fkey}".encode())
         out["prompt_cache_key"] = key
         added.add("prompt_cache_key")
+    if native and opts.routing_limit_per_minute is not None:
+        _shard(ctx, out, body, items, n_head, fkey, notes)
 
     # --- gpt-5.6+: explicit breakpoints, written only where a later request reads -------------
     if explicit:
         user_opts = body.get("prompt_cache_options")
         user_mode = user_opts.get("mode") if isinstance(user_opts, dict) else None
         gaps, _, grown = ctx.state.snapshot(fkey)
-        conversation = match.grew_from > 0 or (not match.stale and (has_history_of(items) or grown))
+        # A request chained to a stored response (previous_response_id, conversation) extends
+        # it by definition, and the next turn extends this one: its end is where that turn
+        # reads. The planner does not see the stored history, so growth cannot be observed.
+        chained_now = responses and (
+            body.get("previous_response_id") is not None or body.get("conversation") is not None
+        )
+        conversation = (
+            chained_now
+            or match.grew_from > 0
+            or (not match.stale and not match.diverging and (has_history_of(items) or grown))
+        )
         stable = [i for i, p in enumerate(pos) if not p.dynamic]
         # A growing conversation that ends in tool output: a breakpoint on a function_call_output
         # part is allowed by the SDK types but not confirmed, so keep the implicit breakpoint
@@ -392,28 +460,41 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             head_ttl="5m" if reused else None,
             anchor_ttl="5m",
         )
-        for b in bps:
-            mi, bi = where[b.index]
+        # A string item that once went out as a part list (to carry a breakpoint) stays a part
+        # list: the breakpoint moves on next turn, and turning the item back into a string
+        # would change the bytes of a prefix that was written with it.
+        strings = [i for i, (_, bi) in enumerate(where) if bi < 0 and pos[i].cacheable]
+        listed = ctx.state.listed(fkey, (pos[i].digest for i in strings))
+        at: dict[int, Breakpoint | None] = {b.index: b for b in bps}
+        if listed:
+            at.update((i, None) for i in strings if i not in at and pos[i].digest in listed)
+        new_listed: set[int] = set()
+        for idx in sorted(at):
+            b = at[idx]
+            mi, bi = where[idx]
             item = items[mi]
-            bp = {"mode": "explicit"}
             field = (
                 "output" if responses and item.get("type") == "function_call_output" else "content"
             )
             c = item[field]
             if isinstance(c, str):
-                items[mi] = {
-                    **item,
-                    field: [{"type": part_type, "text": c, "prompt_cache_breakpoint": bp}],
-                }
-            else:
+                part: dict[str, Any] = {"type": part_type, "text": c}
+                if b is not None:
+                    part["prompt_cache_breakpoint"] = {"mode": "explicit"}
+                items[mi] = {**item, field: [part]}
+                new_listed.add(pos[idx].digest)
+            elif b is not None:
                 c = list(c)
-                c[bi] = {**c[bi], "prompt_cache_breakpoint": bp}
+                c[bi] = {**c[bi], "prompt_cache_breakpoint": {"mode": "explicit"}}
                 items[mi] = {**item, field: c}
-            notes.append(
-                f"breakpoint at {items_key}[{mi}]"
-                + (f".{field}[{bi}]" if bi >= 0 else "")
-                + f" ({b.reason})"
-            )
+            if b is not None:
+                notes.append(
+                    f"breakpoint at {items_key}[{mi}]"
+                    + (f".{field}[{bi}]" if bi >= 0 else "")
+                    + f" ({b.reason})"
+                )
+        if not new_listed <= listed:
+            ctx.state.add_listed(fkey, new_listed)
         if (
             user_mode is None
             and not implicit
@@ -436,3 +517,43 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     if marked:
         out = strip_deep(out)
     return ctx.finish(body, out, notes, chars=chars, added=frozenset(added), family=fkey)
+
+
+def _shard(
+    ctx: Ctx,
+    out: dict[str, Any],
+    body: dict[str, Any],
+    items: list[Any],
+    n_head: int,
+    fkey: str,
+    notes: list[str],
+) -> None:
+    """Above OpenAI's per-prefix-and-key rate, send this request under a derived key."""
+    key = out.get("prompt_cache_key")
+    opts = ctx.openai
+    if not isinstance(key, str) or not key or opts.routing_limit_per_minute is None:
+        return
+    ours = "prompt_cache_key" not in body and opts.prompt_cache_key is None
+    if not ours and (
+        not opts.shard_user_keys or ctx.state.is_rejected(ctx.info.base_url, "shard_user_keys")
+    ):
+        return
+
+    def conversation() -> tuple[int, bool] | None:
+        # A conversation is named by its first item after the system/developer head: that
+        # stays the same on every turn, and differs between conversations.
+        first = items[n_head] if n_head < len(items) else None
+        if first is None:
+            return None
+        try:
+            raw = orjson.dumps(first)
+        except TypeError:  # not JSON (an SDK object on the fast path): no conversation id
+            return None
+        return xxhash.xxh3_64_intdigest(raw), has_history_of(items)
+
+    shard = ctx.state.shard(
+        f"{fkey}\x00{key}", ctx.now, opts.routing_limit_per_minute, conversation
+    )
+    if shard:
+        out["prompt_cache_key"] = shard_key(key, shard)
+        notes.append(f"prompt_cache_key shard {shard}: family above the routing limit")

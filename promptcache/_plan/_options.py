@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from promptcache._api import RequestInfo
+from promptcache._errors import ConfigError
 
 __all__ = ["AnthropicOptions", "OpenAIOptions"]
 
@@ -39,15 +40,40 @@ class OpenAIOptions:
         prompt_cache_key: A fixed ``prompt_cache_key``, or a function ``(info, body) -> key``
             (``None`` from it means "derive one"). A key the request already carries is never
             replaced. https://developers.openai.com/api/docs/guides/prompt-caching
-        endpoint: ``"auto"`` treats ``api.openai.com`` and Azure OpenAI hosts as OpenAI and
-            every other base URL as an OpenAI-compatible endpoint; ``"openai"`` or
-            ``"compatible"`` says so explicitly (e.g. for a proxy in front of OpenAI).
-        compatible_accepts_cache_key: On a compatible endpoint, add ``prompt_cache_key`` too
-            (some accept it for routing). Without it nothing is added there. An endpoint that
-            answers 400 naming an added parameter is remembered and not sent it again.
+        endpoint: Which base URLs get OpenAI's caching hints (``prompt_cache_key``, and on
+            gpt-5.6+ the breakpoints and ``prompt_cache_options``). ``"auto"`` decides per
+            request: OpenAI and Azure OpenAI hosts, and gateway routes that only reach OpenAI
+            (Cloudflare AI Gateway ``.../openai``, Helicone's ``oai.helicone.ai``), get them;
+            an Ollama server (port 11434) does not; any other base URL — a LiteLLM proxy,
+            OpenRouter, Portkey, a corporate proxy, vLLM — gets them when the model is an
+            OpenAI model (``gpt-4o``, ``gpt-5.6-sol``, ``o3``, ``chatgpt-4o-latest``, also
+            ``openai/gpt-5.6-sol``; not ``gpt-oss``). ``"openai"`` sends them everywhere (a
+            gateway whose model aliases hide the name); ``"compatible"`` nowhere.
+        compatible_accepts_cache_key: Where the hints are withheld, add ``prompt_cache_key``
+            anyway (some compatible servers use it for routing). An endpoint that answers
+            400/422 naming a field promptcache added gets the call again without any of them,
+            once, and none of them again from this ``PromptCache`` (``HintRejectedWarning``,
+            once per endpoint).
         explicit_breakpoints: On gpt-5.6+ place ``prompt_cache_breakpoint`` on content parts
             and send ``prompt_cache_options`` with ``mode="explicit"``, so only prefixes that
             will be read again are written (writes cost 1.25x there).
+        routing_limit_per_minute: OpenAI routes by prefix and ``prompt_cache_key``, and
+            "traffic above 15 requests per minute can lead to overflow routing" to machines
+            without the cache (https://developers.openai.com/docs/guides/prompt-caching). A
+            prompt family sent faster than this over the last minute is spread over derived
+            keys ``<key>-s1``, ``<key>-s2``, ... (the key itself stays shard 0), each below the
+            limit; a conversation keeps its shard. ``None``: never shard.
+        shard_user_keys: Also shard a ``prompt_cache_key`` the request carries (or that
+            ``prompt_cache_key`` above supplies). Derived keys extend the app's key, so two
+            tenants' keys are never merged; turn this off if the exact key must reach OpenAI.
+        chained_responses: Whether the app may chain Responses requests to responses it sent
+            (``previous_response_id``, a ``conversation``). In ``restructure="auto"`` long
+            ``instructions`` on gpt-5.6+ travel as a leading developer input item so they can
+            be cached; a stored response keeps its input items for a chained follow-up but not
+            its instructions, so under ``"auto"`` that is done only where the response cannot
+            be chained (``store=False``, or the history is sent inline). ``"never"`` declares
+            that the app never chains, so stored responses get it too.
+            https://developers.openai.com/api/docs/guides/conversation-state
 
     """
 
@@ -55,3 +81,16 @@ class OpenAIOptions:
     endpoint: Literal["auto", "openai", "compatible"] = "auto"
     compatible_accepts_cache_key: bool = False
     explicit_breakpoints: bool = True
+    chained_responses: Literal["auto", "never"] = "auto"
+    routing_limit_per_minute: float | None = 15.0
+    shard_user_keys: bool = True
+
+    def __post_init__(self) -> None:
+        limit = self.routing_limit_per_minute
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0
+        ):
+            raise ConfigError(
+                "OpenAIOptions.routing_limit_per_minute must be a positive number of requests "
+                f"per minute, or None not to shard; got {limit!r}"
+            )

@@ -15,11 +15,14 @@ import os
 import threading
 import weakref
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from itertools import compress, count
 from operator import ne
-from typing import Final
+from typing import Final, Literal
 
+from promptcache._plan._endpoints import WithheldHints
+from promptcache._plan._routing import Route
 from promptcache._plan._tokens import Calibration
 
 __all__ = ["Family", "Match", "PlannerState"]
@@ -28,6 +31,8 @@ MAX_FAMILIES: Final = 4096
 MAX_SEQS: Final = 8
 MAX_GAPS: Final = 16
 MAX_LABELS: Final = 32
+MAX_WITHHELD: Final = 256
+MAX_SHAPES: Final = 1024
 # A line must be seen changing twice before it counts as volatile: one change is as likely to
 # be a developer editing the prompt, and moving an edited line for good would be wrong.
 LABEL_CONFIRMATIONS: Final = 2
@@ -46,6 +51,10 @@ class Match:
     # The family's recent calls shared nothing with their predecessors: writing the end of a
     # request "for the next turn" has not been paying off.
     stale: bool = False
+    # The family has been seen before and no request of it has ever extended an earlier one
+    # (shared examples, a different question each time): the end of a request is not where
+    # the next one reads, however much history it carries.
+    diverging: bool = False
 
 
 @dataclass(slots=True)
@@ -64,6 +73,11 @@ class Family:
     labels: dict[str, int] = field(default_factory=dict)  # label -> times seen changing
     new_families: int = 0  # (heads only) families first seen under this coarse key
     recurring: int = 0  # (heads only) of which were seen a second time
+    # Digests of items whose string content (or tool output) went out as a list of parts, to
+    # carry a breakpoint: they keep that shape on every later call, so the bytes of an earlier
+    # turn never change when the breakpoint moves on (OpenAI renders the two shapes apart).
+    listed: OrderedDict[int, None] = field(default_factory=OrderedDict)
+    chained: bool = False  # (heads only) a request chained with previous_response_id was seen
 
     def gaps(self) -> list[float]:
         """Inter-arrival times of the family's calls, oldest first."""
@@ -81,6 +95,8 @@ class PlannerState:
         self._heads: OrderedDict[str, Family] = OrderedDict()
         self._rejected: dict[str, set[str]] = {}
         self._accepted: dict[str, set[str]] = {}
+        self._withheld: OrderedDict[tuple[str, str, str], _Withheld] = OrderedDict()
+        self._routes: OrderedDict[str, Route] = OrderedDict()
         self.calibration = Calibration()
 
     # --- families ---------------------------------------------------------------------------
@@ -119,6 +135,7 @@ class PlannerState:
             if grew_at is not None:
                 fam.grown = True
                 fam.growth_gaps.append(now - grew_at)
+            m.diverging = fam.calls > 0 and not fam.grown
             if fam.calls > 0:
                 # A shared prefix below the provider's minimum is no reuse: tools listed in a
                 # new order every call share a first tool by chance about half the time, and
@@ -139,6 +156,26 @@ class PlannerState:
             if fam is None:
                 return [], [], False
             return fam.gaps(), list(fam.growth_gaps), fam.grown
+
+    def listed(self, key: str, among: Iterable[int]) -> set[int]:
+        """Those of ``among`` (item digests) that went out with string content as a part list."""
+        with self._lock:
+            fam = self._families.get(key)
+            if fam is None or not fam.listed:
+                return set()
+            return {d for d in among if d in fam.listed}
+
+    def add_listed(self, key: str, digests: set[int]) -> None:
+        """Remember items sent as a part list (bounded: the oldest are forgotten first)."""
+        with self._lock:
+            fam = self._families.get(key)
+            if fam is None:
+                return
+            for d in digests:
+                fam.listed[d] = None
+                fam.listed.move_to_end(d)
+            while len(fam.listed) > MAX_SHAPES:
+                fam.listed.popitem(last=False)
 
     # --- heads: keyed coarsely (api, model, tenant, tools), because the family key itself is
     # computed from the head *after* volatile lines are removed, which needs these labels.
@@ -161,6 +198,19 @@ class PlannerState:
             old, head.head_text = head.head_text, text
             return old
 
+    def chains(self, coarse: str, *, now_chained: bool) -> bool:
+        """Whether requests under ``coarse`` chain with ``previous_response_id`` (sticky)."""
+        with self._lock:
+            head = self._heads.get(coarse)
+            if head is None:
+                if not now_chained:
+                    return False
+                head = self._heads[coarse] = Family()
+                if len(self._heads) > MAX_FAMILIES:
+                    self._heads.popitem(last=False)
+            head.chained = head.chained or now_chained
+            return head.chained
+
     def add_label(self, coarse: str, label: str) -> bool:
         """Count one observed change after ``label``; return whether it is now confirmed."""
         with self._lock:
@@ -170,16 +220,86 @@ class PlannerState:
             head.labels[label] = n = head.labels.get(label, 0) + 1
             return n >= LABEL_CONFIRMATIONS
 
+    # --- OpenAI routing: shards of a family's prompt_cache_key (see _routing) ---------------
+    def shard(
+        self,
+        route: str,
+        now: float,
+        limit: float,
+        conversation: Callable[[], tuple[int, bool] | None],
+    ) -> int:
+        """Count a request of ``route`` (family and key) and return the shard it goes to.
+
+        ``conversation`` is called only when the family is sharded.
+        """
+        with self._lock:
+            r = self._routes.get(route)
+            if r is None:
+                r = self._routes[route] = Route()
+                if len(self._routes) > MAX_FAMILIES:
+                    self._routes.popitem(last=False)
+            else:
+                self._routes.move_to_end(route)
+            n = r.size(now, limit)
+            return r.assign(now, limit, conversation() if n > 1 else None)
+
     # --- endpoint capabilities -------------------------------------------------------------
     def is_rejected(self, base_url: str, param: str) -> bool:
         """Whether ``base_url`` was seen to reject ``param``."""
         with self._lock:
             return param in self._rejected.get(base_url, ())
 
-    def reject(self, base_url: str, params: set[str]) -> None:
-        """Remember that ``base_url`` rejects ``params``."""
+    def reject(self, base_url: str, params: set[str]) -> set[str]:
+        """Remember that ``base_url`` rejects ``params``; return those it had not rejected yet."""
         with self._lock:
-            self._rejected.setdefault(base_url, set()).update(params)
+            known = self._rejected.setdefault(base_url, set())
+            new = params - known
+            known.update(params)
+            return new
+
+    # --- hints withheld (for the doctor) ------------------------------------------------------
+    def withhold(
+        self,
+        base_url: str,
+        host: str,
+        model: str | None,
+        hints: tuple[str, ...],
+        reason: Literal["not_openai", "declared", "rejected"],
+        detail: str,
+        fix: str,
+        now: float,
+    ) -> None:
+        """Count one request (or refusal) for which ``hints`` were not sent, and why."""
+        key = (base_url, model or "", reason)
+        with self._lock:
+            seen = self._withheld.get(key)
+            if seen is None:
+                first = WithheldHints(
+                    base_url, host, model, hints, reason, detail, fix, 0, now, now
+                )
+                self._withheld[key] = seen = _Withheld(first)
+                if len(self._withheld) > MAX_WITHHELD:
+                    self._withheld.popitem(last=False)
+            elif hints != seen.record.hints and not set(hints) <= set(seen.record.hints):
+                merged = tuple(dict.fromkeys((*seen.record.hints, *hints)))
+                seen.record = replace(seen.record, hints=merged, detail=detail)
+            seen.requests += 1
+            seen.last = now
+
+    def withheld(self) -> list[WithheldHints]:
+        """Every endpoint (and model) sent fewer hints than OpenAI would take, oldest first."""
+        with self._lock:
+            return [
+                replace(w.record, requests=w.requests, last_seen=w.last)
+                for w in self._withheld.values()
+            ]
+
+
+@dataclass(slots=True)
+class _Withheld:
+    record: WithheldHints
+    requests: int = 0
+    last: float = 0.0
 
 
 def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:

@@ -22,8 +22,9 @@ from __future__ import annotations
 from promptcache.testing._clock import Clock, FakeClock, SystemClock
 from promptcache.testing._models import anthropic_minimum, openai_has_explicit_caching
 from promptcache.testing._server import Emulator
+from promptcache.testing._strict import StrictServer, StrictStyle
 from promptcache.testing._tokens import tokens_for_bytes
-from promptcache.testing._types import Fault, FaultKind, LatencyModel, ServedCall
+from promptcache.testing._types import Fault, FaultKind, LatencyModel, OpenAISettings, ServedCall
 
 __all__ = [
     "Clock",
@@ -32,7 +33,10 @@ __all__ = [
     "Fault",
     "FaultKind",
     "LatencyModel",
+    "OpenAISettings",
     "ServedCall",
+    "StrictServer",
+    "StrictStyle",
     "SystemClock",
     "anthropic_minimum",
     "openai_has_explicit_caching",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["TTL_SECONDS", "Entry", "Fingerprint", "PrefixStore"]
 
-# Lifetime of each TTL label, in seconds. "in_memory" is OpenAI's pre-gpt-5.6 default retention
-# (documented as 5-10 minutes of inactivity; the emulator uses 10).
+# Lifetime of each TTL label, in seconds. "in_memory" is OpenAI's pre-gpt-5.6 retention for
+# organisations with Zero Data Retention (documented as 5-10 minutes of inactivity, at most an
+# hour; the default here is 10 minutes, a setting: OpenAISettings.in_memory_idle_s).
 TTL_SECONDS: dict[str, float] = {
     "5m": 300.0,
     "1h": 3600.0,
@@ -22,22 +24,29 @@ TTL_SECONDS: dict[str, float] = {
 
 @dataclass
 class Entry:
-    """One cached prefix: its length and when it lapses."""
+    """One cached prefix: its length, when it lapses, and the most it may live."""
 
     tokens: int
     ttl: str
     expires_at: float
+    cap_at: float = math.inf
 
 
 class PrefixStore:
     """Cached prefixes keyed by (scope, digest); thread-safe.
 
-    The scope isolates what the provider isolates (model, OpenAI ``prompt_cache_key``).
-    Entries expire ``TTL_SECONDS[ttl]`` after the start of the last request that wrote or read
-    them.
+    The scope isolates what the provider isolates (model, OpenAI ``prompt_cache_key``, and the
+    machine that served the request). Entries expire ``lifetimes[ttl]`` (default
+    ``TTL_SECONDS[ttl]``) after the start of the last request that wrote or read them, but never
+    later than ``caps[ttl]`` after they were first written (OpenAI ``in_memory``: at most an
+    hour).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, lifetimes: Mapping[str, float] | None = None, caps: Mapping[str, float] | None = None
+    ) -> None:
+        self._life = {**TTL_SECONDS, **(lifetimes or {})}
+        self._caps = dict(caps or {})
         self._entries: dict[tuple[Hashable, bytes], Entry] = {}
         self._lock = threading.Lock()
         self._writes_since_purge = 0
@@ -67,9 +76,11 @@ class PrefixStore:
 
         A read under a longer TTL than the entry has extends it to that TTL.
         """
-        if ttl is not None and TTL_SECONDS[ttl] > TTL_SECONDS[entry.ttl]:
+        life = self._life
+        if ttl is not None and life[ttl] > life[entry.ttl]:
             entry.ttl = ttl
-        entry.expires_at = max(entry.expires_at, now + TTL_SECONDS[entry.ttl])
+            entry.cap_at = max(entry.cap_at, now + self._caps.get(ttl, math.inf))
+        entry.expires_at = min(max(entry.expires_at, now + life[entry.ttl]), entry.cap_at)
 
     def put(self, scope: Hashable, digest: bytes, tokens: int, ttl: str, now: float) -> None:
         """Write (or extend) the entry for this prefix."""
@@ -79,18 +90,21 @@ class PrefixStore:
         self, scope: Hashable, prefixes: list[tuple[bytes, int]], ttl: str, now: float
     ) -> None:
         """Write (or extend) several prefixes under one lock."""
-        expires = now + TTL_SECONDS[ttl]
+        life = self._life
+        expires = now + life[ttl]
+        cap = now + self._caps.get(ttl, math.inf)
         entries = self._entries
         with self._lock:
             for digest, tokens in prefixes:
                 key = (scope, digest)
                 old = entries.get(key)
                 if old is not None and old.expires_at > now:
-                    old.expires_at = max(old.expires_at, expires)
-                    if TTL_SECONDS[ttl] > TTL_SECONDS[old.ttl]:
+                    if life[ttl] > life[old.ttl]:
                         old.ttl = ttl
+                        old.cap_at = max(old.cap_at, cap)
+                    old.expires_at = min(max(old.expires_at, expires), old.cap_at)
                     continue
-                entries[key] = Entry(tokens, ttl, expires)
+                entries[key] = Entry(tokens, ttl, min(expires, cap), cap)
             self._writes_since_purge += len(prefixes)
             if self._writes_since_purge > 200_000:
                 self._writes_since_purge = 0

@@ -25,7 +25,9 @@ OPENAI_MINIMUM = 1024
 OPENAI_INCREMENT = 128
 ANTHROPIC_DEFAULT_MINIMUM = 1024
 
-_GPT = re.compile(r"^(?:ft:)?gpt-(\d+)(?:\.(\d+))?")
+# ``openai/`` is how gateways (OpenRouter, LiteLLM, Cloudflare's unified API) name OpenAI's
+# models; they forward them to OpenAI without it.
+_GPT = re.compile(r"^(?:openai/)?(?:ft:)?gpt-(\d+)(?:\.(\d+))?")
 
 # Normalised Anthropic model (no "claude-" prefix, no date/"-latest" suffix) -> minimum tokens.
 _ANTHROPIC_MINIMUMS: dict[str, int] = {
@@ -64,10 +66,15 @@ def openai_has_explicit_caching(model: str) -> bool:
     return gen is not None and gen >= (5, 6)
 
 
-def openai_default_retention(model: str) -> str:
-    """Default ``prompt_cache_retention`` before gpt-5.6: ``24h`` from gpt-5.5, else in-memory."""
+def openai_default_retention(model: str, zdr: bool = False) -> str:
+    """Default ``prompt_cache_retention`` before gpt-5.6.
+
+    openai 3.51.0 ``prompt_cache_retention`` docstring: gpt-5.5 and later support only ``24h``;
+    older models default to ``24h`` for organisations without Zero Data Retention and to
+    ``in_memory`` for organisations with it.
+    """
     gen = openai_generation(model)
-    return "24h" if gen is not None and gen >= (5, 5) else "in_memory"
+    return "in_memory" if zdr and (gen is None or gen < (5, 5)) else "24h"
 
 
 def _normalise_anthropic(model: str) -> str:

@@ -5,9 +5,11 @@ Caching rules implemented (PROVIDERS.md §2.1):
 Models before gpt-5.6 (implicit caching):
   * the whole prompt is cacheable; hits come in 128-token increments from a 1,024-token minimum
     (cached = the longest 128-multiple prefix seen before), writes are free and not reported;
-  * entries are scoped by model and ``prompt_cache_key``;
-  * retention ``in_memory`` (10 minutes since last use) or ``24h`` (``prompt_cache_retention``,
-    deprecated but accepted; default ``24h`` from gpt-5.5, else ``in_memory``);
+  * entries are scoped by model and ``prompt_cache_key`` (and the machine that served the
+    request: above 15 requests a minute per prefix and key, overflow routing, see ``_routing``);
+  * retention ``in_memory`` (10 minutes since last use, at most an hour; both settings) or
+    ``24h`` (``prompt_cache_retention``, deprecated but accepted; the default is ``24h``, or
+    ``in_memory`` before gpt-5.5 for a Zero Data Retention organisation; gpt-5.5+ only ``24h``);
   * ``prompt_cache_options`` or a ``prompt_cache_breakpoint`` → 400 ``unsupported_parameter``.
 
 gpt-5.6 and later (breakpoints):
@@ -47,6 +49,7 @@ from promptcache.testing._reply import (
     minimal_instance,
     words,
 )
+from promptcache.testing._routing import ROUTING_PREFIX_BYTES, Router
 from promptcache.testing._tokens import (
     BYTES_PER_TOKEN,
     Rendering,
@@ -55,7 +58,7 @@ from promptcache.testing._tokens import (
     image_bytes,
     tokens_for_bytes,
 )
-from promptcache.testing._types import Billing
+from promptcache.testing._types import Billing, OpenAISettings
 
 __all__ = ["chat_completions", "input_tokens", "responses"]
 
@@ -65,6 +68,7 @@ SYSTEM_FINGERPRINT = "fp_emulator"
 _REASONING_TOKENS = {"none": 0, "minimal": 0, "low": 8, "medium": 16, "high": 32, "xhigh": 64}
 _IMAGE_PARTS = ("image_url", "input_image")
 _TEXT_PARTS = ("text", "input_text", "output_text", "refusal")
+_DEFAULTS = OpenAISettings()
 
 
 def _bad(message: str, param: str | None = None, code: str | None = None) -> ApiError:
@@ -77,7 +81,7 @@ class _Prompt:
     def __init__(self, explicit_rules: bool) -> None:
         # Before gpt-5.6 hits come in 128-token steps: record a digest every 512 bytes.
         chunk = None if explicit_rules else OPENAI_INCREMENT * BYTES_PER_TOKEN
-        self.r = Rendering(chunk_bytes=chunk)
+        self.r = Rendering(chunk_bytes=chunk, head_bytes=ROUTING_PREFIX_BYTES)
         self.fp = Fingerprint(model="")
         self.message_ends: list[int] = []
         self.breakpoints: list[tuple[int, str | None, str]] = []  # (block, ttl, param path)
@@ -153,7 +157,7 @@ def _check_model(body: Any, required: tuple[str, ...]) -> str:
 
 
 def _legacy_cache(
-    p: _Prompt, store: PrefixStore, scope: tuple[str, str, str], retention: str, now: float
+    p: _Prompt, store: PrefixStore, scope: tuple[str, ...], retention: str, now: float
 ) -> int:
     """Implicit caching before gpt-5.6; returns cached tokens (a multiple of 128)."""
     minimum_offset = OPENAI_MINIMUM * BYTES_PER_TOKEN
@@ -172,7 +176,7 @@ def _legacy_cache(
 def _explicit_cache(
     p: _Prompt,
     store: PrefixStore,
-    scope: tuple[str, str, str],
+    scope: tuple[str, ...],
     mode: str,
     default_ttl: str,
     now: float,
@@ -218,7 +222,7 @@ def _explicit_cache(
 
 
 def _cache_settings(
-    body: dict[str, Any], model: str, p: _Prompt, *, responses: bool
+    body: dict[str, Any], model: str, p: _Prompt, *, responses: bool, zdr: bool = False
 ) -> tuple[bool, str, str]:
     """Validate caching parameters; return (explicit rules?, mode, ttl or retention)."""
     opts = body.get("prompt_cache_options")
@@ -248,7 +252,9 @@ def _cache_settings(
                 param,
                 "unsupported_parameter",
             )
-        return False, "implicit", str(retention or openai_default_retention(model))
+        if retention == "in_memory" and openai_default_retention(model, zdr=True) == "24h":
+            retention = "24h"  # gpt-5.5 and later: "only 24h is supported"
+        return False, "implicit", str(retention or openai_default_retention(model, zdr))
     opts = opts or {}
     if not isinstance(opts, dict):
         raise _bad("Invalid type for 'prompt_cache_options': expected an object.")
@@ -281,11 +287,16 @@ def _apply_cache(
     explicit: bool,
     mode: str,
     ttl: str,
-) -> tuple[int, dict[str, int]]:
-    scope = ("openai", model, str(body.get("prompt_cache_key") or ""))
+    router: Router | None = None,
+) -> tuple[int, dict[str, int], int]:
+    """Apply the cache rules; return (cached tokens, writes by TTL, serving machine)."""
+    key = str(body.get("prompt_cache_key") or "")
+    machine = 0 if router is None else router.machine(model, key, p.r.head_digest(), now)
+    # Machine 0 keeps the historical scope: each machine has a cache of its own.
+    scope: tuple[str, ...] = ("openai", model, key) + ((str(machine),) if machine else ())
     if explicit:
-        return _explicit_cache(p, store, scope, mode, ttl, now)
-    return _legacy_cache(p, store, scope, ttl, now), {}
+        return (*_explicit_cache(p, store, scope, mode, ttl, now), machine)
+    return _legacy_cache(p, store, scope, ttl, now), {}, machine
 
 
 def _output_budget(limit: Any, effort: Any) -> tuple[int, int, bool]:
@@ -356,15 +367,18 @@ def _chat_prompt(body: dict[str, Any], explicit: bool) -> _Prompt:
     return p
 
 
-def chat_completions(body: Any, store: PrefixStore, now: float) -> Outcome:
-    """``POST /v1/chat/completions``."""
+def chat_completions(
+    body: Any, store: PrefixStore, now: float, router: Router | None = None
+) -> Outcome:
+    """``POST /v1/chat/completions``; ``router`` models overflow routing (none: off)."""
     model = _check_model(body, ("messages",))
     explicit_rules = openai_has_explicit_caching(model)
     p = _chat_prompt(body, explicit_rules)
-    explicit, mode, ttl = _cache_settings(body, model, p, responses=False)
+    settings = router.settings if router is not None else _DEFAULTS
+    explicit, mode, ttl = _cache_settings(body, model, p, responses=False, zdr=settings.zdr)
     stream = bool(body.get("stream"))
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    cached, by_ttl = _apply_cache(body, model, p, store, now, explicit, mode, ttl)
+    cached, by_ttl, machine = _apply_cache(body, model, p, store, now, explicit, mode, ttl, router)
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     visible, reasoning, truncated = _output_budget(limit, body.get("reasoning_effort"))
     seed = p.r.digest()
@@ -436,6 +450,7 @@ def chat_completions(body: Any, store: PrefixStore, now: float) -> Outcome:
         ),
         response_id=cid,
         prompt_cache_key=body.get("prompt_cache_key"),
+        machine=machine,
     )
     base = {
         "id": cid,
@@ -587,6 +602,7 @@ def responses(
     now: float,
     history: dict[str, list[Any]],
     seen: dict[str, Fingerprint] | None = None,
+    router: Router | None = None,
 ) -> Outcome:
     """``POST /v1/responses``.
 
@@ -606,10 +622,11 @@ def responses(
         items = history[prev_id] + items
     explicit_rules = openai_has_explicit_caching(model)
     p = _responses_prompt(body, items, explicit_rules)
-    explicit, mode, ttl = _cache_settings(body, model, p, responses=True)
+    settings = router.settings if router is not None else _DEFAULTS
+    explicit, mode, ttl = _cache_settings(body, model, p, responses=True, zdr=settings.zdr)
     opts = body.get("prompt_cache_options") or {}
     prewarm = bool(opts.get("prewarm")) if explicit else False
-    cached, by_ttl = _apply_cache(body, model, p, store, now, explicit, mode, ttl)
+    cached, by_ttl, machine = _apply_cache(body, model, p, store, now, explicit, mode, ttl, router)
     reasoning_cfg = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
     assert isinstance(reasoning_cfg, dict)
     effort = reasoning_cfg.get("effort")
@@ -733,6 +750,7 @@ def responses(
         ),
         response_id=rid,
         prompt_cache_key=body.get("prompt_cache_key"),
+        machine=machine,
     )
     if out.stream:
         _response_events(out, response)

@@ -29,6 +29,7 @@ class Outcome:
     response_id: str | None = None
     prompt_cache_key: str | None = None
     status: int = 200
+    machine: int = 0  # OpenAI: the routing pool machine that served it (0 = home)
 
     def add_frame(self, frame: bytes, *, delta: bool = False) -> None:
         """Append one SSE frame."""

@@ -25,7 +25,9 @@ from promptcache.testing._clock import Clock, SystemClock
 from promptcache.testing._outcome import Outcome
 from promptcache.testing._redirect import AsyncRedirectTransport, RedirectTransport
 from promptcache.testing._reply import ApiError, fresh_id
-from promptcache.testing._types import Fault, FaultKind, LatencyModel, ServedCall
+from promptcache.testing._routing import Router
+from promptcache.testing._strict import StrictServer, StrictStyle, refusal
+from promptcache.testing._types import Fault, FaultKind, LatencyModel, OpenAISettings, ServedCall
 
 __all__ = ["Emulator"]
 
@@ -275,6 +277,14 @@ class _Handler(BaseHTTPRequestHandler):
                 fault=fault.kind,
             )
             return
+        refused = emu._refusal(api, body, model, self._client_host())
+        if refused is not None:  # a strict server: unknown fields get its own error body
+            status, kind, payload = refused
+            err = ApiError(status, "", type=kind)
+            self._fail(
+                provider, err, api, model, record_body, path, now, started, stream, payload=payload
+            )
+            return
         try:
             with emu._engine_lock:
                 outcome = emu._serve(api, body, now)
@@ -316,6 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fault=fault.kind if fault else None,
                 handling_ms=handling_ms,
                 ttft_s=ttft,
+                machine=outcome.machine,
             )
         )
         self._reply(provider, outcome, fault, latency, handling_ms)
@@ -389,6 +400,7 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         headers: dict[str, str] | None = None,
         fault: str | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> None:
         emu = self.server.emulator
         emu._record(
@@ -410,7 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
         hdrs["x-should-retry"] = (
             "true" if err.status in (408, 409, 429) or err.status >= 500 else "false"
         )
-        self._send_json(err.status, _error_body(provider, err), hdrs)
+        self._send_json(err.status, payload or _error_body(provider, err), hdrs)
 
     # -- control endpoints ----------------------------------------------------------------
 
@@ -481,6 +493,11 @@ class Emulator:
         clock: Time source for cache TTLs (a :class:`FakeClock` in tests); wall clock if omitted.
         latency: Optional :class:`LatencyModel`; no simulated latency by default.
         record_bodies: Keep each request body in :attr:`calls` (turn off for huge benchmarks).
+        strict: Refuse request fields an OpenAI-compatible server would not know, with that
+            server's error body: a :class:`StrictServer`, or just its style (``"pydantic"``,
+            ``"openai"``, ``"vllm"``, ``"litellm"``, ``"tgi"``). Settable later as ``emu.strict``.
+        openai: :class:`OpenAISettings`: overflow routing above 15 requests a minute per prefix
+            and key, ``in_memory`` lifetime, Zero Data Retention default retention.
 
     """
 
@@ -492,13 +509,21 @@ class Emulator:
         clock: Clock | None = None,
         latency: LatencyModel | None = None,
         record_bodies: bool = True,
+        strict: StrictServer | StrictStyle | None = None,
+        openai: OpenAISettings | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
         self.clock: Any = clock if clock is not None else SystemClock()
         self.latency = latency
         self.record_bodies = record_bodies
-        self._store = PrefixStore()
+        self.strict: StrictServer | StrictStyle | None = strict
+        self.openai = openai if openai is not None else OpenAISettings()
+        self._store = PrefixStore(
+            lifetimes={"in_memory": self.openai.in_memory_idle_s},
+            caps={"in_memory": self.openai.in_memory_max_s},
+        )
+        self._router = Router(self.openai)
         self._history: dict[str, list[Any]] = {}
         self._fingerprints: dict[str, Fingerprint] = {}
         self._calls: list[ServedCall] = []
@@ -631,6 +656,7 @@ class Emulator:
             self._faults.clear()
         with self._engine_lock:
             self._store.clear()
+            self._router.clear()
             self._history.clear()
             self._fingerprints.clear()
 
@@ -691,11 +717,23 @@ class Emulator:
             while len(self._fingerprints) > 4096:  # diagnostics only look one turn back
                 del self._fingerprints[next(iter(self._fingerprints))]
 
+    def _refusal(
+        self, api: str, body: Any, model: str, host: str
+    ) -> tuple[int, str, dict[str, Any]] | None:
+        strict: StrictServer | StrictStyle | None = self.strict
+        if isinstance(strict, str):  # ``emu.strict = "tgi"`` works like the constructor's form
+            strict = StrictServer(style=strict)
+        if strict is None or not api.startswith("openai.") or not isinstance(body, dict):
+            return None
+        return refusal(strict, api, body, model) if strict.applies(host) else None
+
     def _serve(self, api: str, body: Any, now: float) -> Outcome:
         if api == "openai.chat":
-            return _openai.chat_completions(body, self._store, now)
+            return _openai.chat_completions(body, self._store, now, self._router)
         if api == "openai.responses":
-            return _openai.responses(body, self._store, now, self._history, self._fingerprints)
+            return _openai.responses(
+                body, self._store, now, self._history, self._fingerprints, self._router
+            )
         if api == "openai.input_tokens":
             return _openai.input_tokens(body)
         if api == "anthropic.messages":

@@ -97,13 +97,17 @@ class Rendering:
     Args:
         chunk_bytes: When set, also record a boundary every ``chunk_bytes`` bytes (used for
             OpenAI's 128-token increments: 512 bytes).
+        head_bytes: When set, keep the digest of the first ``head_bytes`` bytes in
+            :attr:`head` (OpenAI routes by a hash of the prompt's first ~256 tokens).
 
     """
 
-    def __init__(self, chunk_bytes: int | None = None) -> None:
+    def __init__(self, chunk_bytes: int | None = None, head_bytes: int | None = None) -> None:
         self._hasher = xxhash.xxh3_128()
         self._length = 0
         self._chunk = chunk_bytes
+        self._head_at = head_bytes
+        self.head: bytes | None = None
         self.chunks: list[Boundary] = []
         self.blocks: list[Boundary] = []
 
@@ -117,8 +121,25 @@ class Rendering:
         """Tokens rendered so far."""
         return tokens_for_bytes(self._length)
 
-    def add(self, data: bytes) -> None:
+    def add(self, data: bytes | memoryview) -> None:
         """Append visible prompt bytes."""
+        if not data:
+            return
+        at = self._head_at
+        if at is not None and self._length < at <= self._length + len(data):
+            view = memoryview(data)
+            cut = at - self._length
+            self._add(view[:cut])
+            self.head = self._hasher.digest()
+            self._add(view[cut:])
+            return
+        self._add(data)
+
+    def head_digest(self) -> bytes:
+        """Digest of the first ``head_bytes`` bytes, or of everything for a shorter prompt."""
+        return self.head if self.head is not None else self._hasher.digest()
+
+    def _add(self, data: bytes | memoryview) -> None:
         if not data:
             return
         chunk = self._chunk

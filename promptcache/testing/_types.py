@@ -1,4 +1,4 @@
-"""Public value types of the emulator: served calls, latency model, faults."""
+"""Public value types of the emulator: served calls, latency model, faults, OpenAI settings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Billing", "Fault", "FaultKind", "LatencyModel", "ServedCall"]
+__all__ = ["Billing", "Fault", "FaultKind", "LatencyModel", "OpenAISettings", "ServedCall"]
 
 FaultKind = Literal["rate_limit", "server_error", "overloaded", "stream_cut"]
 
@@ -66,6 +66,8 @@ class ServedCall:
         handling_ms: Time the emulator itself spent (parse, count, cache), without latency
             simulation or network.
         ttft_s: Simulated time to first token that was slept, 0 without a latency model.
+        machine: OpenAI only: which machine of the routing pool served the request, 0 for the
+            prefix's home machine, 1 and up for overflow machines (see :class:`OpenAISettings`).
 
     """
 
@@ -90,6 +92,7 @@ class ServedCall:
     fault: str | None = None
     handling_ms: float = 0.0
     ttft_s: float = 0.0
+    machine: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Return this call as a JSON-ready dict (the ``GET /_emulator/calls`` item shape)."""
@@ -175,3 +178,45 @@ class Fault:
     def matches(self, api: str, model: str) -> bool:
         """Whether this fault applies to a request to ``api`` for ``model``."""
         return (self.api is None or self.api == api) and (self.model is None or self.model == model)
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    """OpenAI rules that the docs state only approximately, as settings with documented defaults.
+
+    Sources are PROVIDERS.md §2.1 (see ``docs/emulator.md``, "Routing and retention").
+
+    Attributes:
+        routing_limit_per_minute: Requests per minute one machine serves for one routing key
+            (model, the prompt's first 256 tokens, ``prompt_cache_key``) before the rest
+            overflows to other machines, whose caches are separate. The guide: "traffic above
+            15 requests per minute can lead to overflow routing". ``None`` turns overflow
+            routing off.
+        overflow_machines: Size of the pool an overflowing request lands in (a machine chosen
+            by a hash of the routing key and the overflow count, so runs are reproducible). Not
+            documented by OpenAI: the default stands for a large fleet in which overflow rarely
+            finds a machine that saw the prefix recently.
+        in_memory_idle_s: ``in_memory`` retention (models before gpt-5.6): lifetime since last
+            use. Documented as "5-10 minutes of inactivity"; the default is the upper end.
+        in_memory_max_s: ``in_memory`` retention: the most an entry lives after it was written,
+            however often it is read ("at most an hour").
+        zdr: The organisation has Zero Data Retention. Before gpt-5.5 the default retention is
+            ``24h`` for organisations without ZDR and ``in_memory`` with ZDR (openai 3.51.0
+            ``prompt_cache_retention`` docstring); gpt-5.5 and later support only ``24h``.
+
+    """
+
+    routing_limit_per_minute: float | None = 15.0
+    overflow_machines: int = 1000
+    in_memory_idle_s: float = 600.0
+    in_memory_max_s: float = 3600.0
+    zdr: bool = False
+
+    def __post_init__(self) -> None:
+        limit = self.routing_limit_per_minute
+        if limit is not None and not limit > 0:
+            raise ValueError("routing_limit_per_minute must be > 0 or None")
+        if self.overflow_machines < 1:
+            raise ValueError("overflow_machines must be >= 1")
+        if not 0 < self.in_memory_idle_s <= self.in_memory_max_s:
+            raise ValueError("need 0 < in_memory_idle_s <= in_memory_max_s")

@@ -14,7 +14,7 @@ from anthropic.types import Message
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
-from promptcache._errors import StoreError, StoreWarning
+from promptcache._errors import MemoKeyWarning, StoreError, StoreWarning
 from promptcache._memo import cache_helpers, memoize
 from promptcache._store import DiskStore, MemoryStore, SafeStore, StoreStats
 
@@ -149,7 +149,8 @@ def test_dict_order_and_typed(store: SafeStore) -> None:
     fk = cache_helpers(f).cache_key
     assert fk({"a": 1, "b": [1, 2]}) == fk({"b": [1, 2], "a": 1})
     assert fk(1) != fk(1.0) != fk(True)
-    assert fk((1, 2)) == fk([1, 2])
+    # Arguments are always keyed with their types now (issue 9): a tuple is not a list.
+    assert fk((1, 2)) != fk([1, 2])
 
     @memoize(store, namespace=NS, typed=True)
     def g(d: Any) -> Any:
@@ -247,24 +248,38 @@ class UserModel(BaseModel):
     ("arg", "type_name"),
     [
         (object(), "object"),
-        ({1, 2}, "set"),
-        (datetime.date(2026, 1, 1), "datetime.date"),
         (Point(1), "Point"),
-        (b"bytes", "bytes"),
         ([{"ok": 1}, {"nested": object()}], "object"),
     ],
 )
-def test_unkeyable_arguments_raise_type_error(
+def test_unkeyable_arguments_run_uncached_with_one_warning(
     store: SafeStore, arg: object, type_name: str
 ) -> None:
+    # Issue 9: an argument that cannot be keyed no longer raises; the call runs uncached.
+    calls = []
+
     @memoize(store, namespace=NS)
     def f(value: Any, other: int = 0) -> int:
+        calls.append(1)
         return 1
 
+    with pytest.warns(MemoKeyWarning, match=rf"argument 'value'.*{type_name}"):
+        assert f(arg) == 1
+    assert f(arg) == 1  # once per function, not per call
+    assert len(calls) == 2
     with pytest.raises(TypeError, match=rf"argument 'value'.*{type_name}"):
-        f(arg)
-    with pytest.raises(TypeError):
-        cache_helpers(f).cache_key({1: "non-str key"})
+        cache_helpers(f).cache_key(arg)
+
+
+def test_sets_dates_bytes_and_int_keys_are_keyable(store: SafeStore) -> None:
+    @memoize(store, namespace=NS)
+    def f(value: Any) -> int:
+        return 1
+
+    fk = cache_helpers(f).cache_key
+    for arg in ({1, 2}, datetime.date(2026, 1, 1), b"bytes", {1: "non-str key"}):
+        assert fk(arg) == fk(arg)
+    assert fk({1: "x"}) != fk({"1": "x"})
 
 
 @pytest.mark.parametrize(
@@ -282,7 +297,8 @@ def test_unkeyable_arguments_raise_type_error(
 def test_unstorable_results_raise_type_error(
     store: SafeStore, result: object, type_name: str
 ) -> None:
-    @memoize(store, namespace=NS)
+    # vouched: `result` is captured, and some of these cannot be keyed into f's identity.
+    @memoize(store, namespace=NS, vouched=True)
     def f() -> object:
         return result
 
@@ -332,8 +348,9 @@ def test_corrupt_entries_are_warned_misses(raw: bytes) -> None:
         with pytest.warns(StoreWarning):
             assert f() == 7
     assert calls == 1
-    mem.set(cache_helpers(f).cache_key(), b"garbage", ttl=None)
     strict = memoize(SafeStore(mem, strict=True), namespace=NS)(inspect.unwrap(f))
+    # f captured `calls`, now 1: its identity (so its key) differs from the first decoration's.
+    mem.set(cache_helpers(strict).cache_key(), b"garbage", ttl=None)
     with pytest.raises(StoreError):
         strict()
 

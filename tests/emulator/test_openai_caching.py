@@ -96,13 +96,15 @@ def test_legacy_in_memory_retention_expires_on_clock(
     emulator: Emulator, oai: openai.OpenAI
 ) -> None:
     client = oai
-    _chat(client, "q1")
+    # in_memory is asked for: since issue 10 the default before gpt-5.5 is 24h (non-ZDR orgs).
+    mem: Any = {"prompt_cache_retention": "in_memory"}
+    _chat(client, "q1", **mem)
     emulator.clock.advance(599)
-    assert _cached(_chat(client, "q2")) == 1408  # a hit refreshes the lifetime
+    assert _cached(_chat(client, "q2", **mem)) == 1408  # a hit refreshes the lifetime
     emulator.clock.advance(599)
-    assert _cached(_chat(client, "q3")) == 1408
+    assert _cached(_chat(client, "q3", **mem)) == 1408
     emulator.clock.advance(601)
-    assert _cached(_chat(client, "q4")) == 0
+    assert _cached(_chat(client, "q4", **mem)) == 0
 
 
 def test_legacy_24h_retention(emulator: Emulator, oai: openai.OpenAI) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 import promptcache
 from promptcache._api import Api, RequestInfo
-from promptcache._errors import ConfigError
+from promptcache._errors import ConfigError, HintRejectedWarning
 from promptcache._plan import AnthropicOptions, DefaultPlanner, OpenAIOptions
 from promptcache._plan._layout import MARK_CHARS
 
@@ -210,12 +210,18 @@ def test_openai_key_stable_per_family_and_tenant_and_only_for_openai_hosts() -> 
     assert "prompt_cache_options" not in r1.body  # gpt-5.5 would reject it
     mine = {**b1, "prompt_cache_key": "user-key"}
     assert p.rewrite(oai(), mine).body["prompt_cache_key"] == "user-key"
-    compat = p.rewrite(oai(base="http://localhost:8000/v1"), b1)
+    # A compatible server with a model that is not OpenAI's (vLLM, say) gets nothing ...
+    llama = {**b1, "model": "meta-llama/Llama-3.1-8B-Instruct"}
+    compat_info = oai(model="meta-llama/Llama-3.1-8B-Instruct", base="http://localhost:8000/v1")
+    compat = p.rewrite(compat_info, llama)
     assert "prompt_cache_key" not in compat.body
+    # ... and neither does any base URL declared compatible.
+    declared = DefaultPlanner("safe", openai=OpenAIOptions(endpoint="compatible"))
+    assert "prompt_cache_key" not in declared.rewrite(oai(base="http://localhost:8000/v1"), b1).body
     p2 = DefaultPlanner(
         "safe", openai=OpenAIOptions(compatible_accepts_cache_key=True, prompt_cache_key="k")
     )
-    assert p2.rewrite(oai(base="http://localhost:8000/v1"), b1).body["prompt_cache_key"] == "k"
+    assert p2.rewrite(compat_info, llama).body["prompt_cache_key"] == "k"
 
 
 def test_gpt_56_gets_explicit_breakpoints_and_options_never_retention() -> None:
@@ -231,11 +237,28 @@ def test_gpt_56_gets_explicit_breakpoints_and_options_never_retention() -> None:
 
 
 def test_responses_instructions_volatile_line_moves_to_a_trailing_developer_item() -> None:
-    body = {"model": "gpt-6.1-sol", "instructions": "Date: 2026-11-28\n" + LONG, "input": "hello"}
+    body: dict[str, Any] = {
+        "model": "gpt-6.1-sol",
+        "instructions": "Date: 2026-11-28\n" + LONG,
+        "input": "hello",
+    }
+    stored = DefaultPlanner("auto").rewrite(oai("gpt-6.1-sol", api=Api.OPENAI_RESPONSES), body)
+    assert stored.body["instructions"] == LONG  # a stored response may be chained: kept
+    assert stored.body["input"][-1] == {"role": "developer", "content": "Date: 2026-11-28\n"}
+    body["store"] = False
     rw = DefaultPlanner("auto").rewrite(oai("gpt-6.1-sol", api=Api.OPENAI_RESPONSES), body)
-    assert rw.body["instructions"] == LONG
+    # gpt-5.6+, not stored: the kept instructions lead the input as a developer message that
+    # can carry the breakpoint; the date follows everything cached.
+    assert "instructions" not in rw.body
+    assert rw.body["input"][0]["role"] == "developer"
+    assert rw.body["input"][0]["content"][0]["text"] == LONG
+    assert rw.body["input"][1]["role"] == "user"
     assert rw.body["input"][-1] == {"role": "developer", "content": "Date: 2026-11-28\n"}
-    assert rw.body["input"][0]["role"] == "user"
+    old = DefaultPlanner("auto").rewrite(
+        oai("gpt-5.5", api=Api.OPENAI_RESPONSES), {**body, "model": "gpt-5.5"}
+    )
+    assert old.body["instructions"] == LONG  # implicit caching reads instructions already
+    assert old.body["input"][-1] == {"role": "developer", "content": "Date: 2026-11-28\n"}
 
 
 def test_auto_sorts_tools_and_tool_arguments() -> None:
@@ -277,7 +300,8 @@ def test_rejected_param_is_dropped_and_remembered_per_endpoint() -> None:
     sent = p.rewrite(info, body)
     assert "prompt_cache_key" in sent.body
     err = b'{"error": {"message": "Unrecognized request argument supplied: prompt_cache_key"}}'
-    retry = p.rejected(info, sent, 400, err)
+    with pytest.warns(HintRejectedWarning):
+        retry = p.rejected(info, sent, 400, err)
     assert retry is not None and "prompt_cache_key" not in retry
     assert "prompt_cache_key" not in p.rewrite(info, body).body
     assert "prompt_cache_key" in p.rewrite(oai(base="http://localhost:10/v1"), body).body
@@ -339,7 +363,9 @@ def test_families_whose_calls_share_nothing_stop_writing_their_end() -> None:
         }
         written.append(bool(breakpoints(p.rewrite(anth(), body).body)))
         clock.t += 10
-    assert written[:2] == [True, True] and written[3:] == [False, False]
+    # The first call writes speculatively; the second shares nothing and extends nothing, so
+    # the family is not a conversation (and soon stale): nothing more is written.
+    assert written == [True, False, False, False, False]
 
 
 def test_observe_calibrates_token_estimates() -> None:

@@ -122,6 +122,7 @@ class Run:
     never_read_last: int = 0  # of which written by the workload's last call (unknowable online)
     waste: float = 0.0  # write premium paid for never-read tokens, share of the no-cache cost
     mismatches: int = 0  # optimum only: calls whose read differs from the oracle's model
+    warned: tuple[str, ...] = ()  # promptcache warnings raised during the run (class names)
     rejected: int = 0  # non-200 answers (e.g. a strict server's 400 before a retry)
     hosts: tuple[str, ...] = ()
 
@@ -289,8 +290,15 @@ def run(
     if mode == "optimum":
         bodies = [render(api, r, oracle=True) for r in reqs]
         oracle = Oracle(api, model, bodies, times, routing_limit())
+    caught: list[warnings.WarningMessage] = []
     try:
-        with Emulator(clock=clock, **(emulator_options or {})) as emu:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            Emulator(clock=clock, **(emulator_options or {})) as emu,
+        ):
+            # promptcache warns (once) about what it did, e.g. a refused hint: record, not raise
+            warnings.simplefilter("always", promptcache.PromptCacheWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             ledger = WriteLedger.attach(emu)
             client = _client(api, emu, variant, base_url)
             pc = None
@@ -318,6 +326,9 @@ def run(
     assert len(calls) == len(reqs), [c.status for c in served]
     r = Run(mode, variant, rejected=len(served) - len(calls))
     r.hosts = tuple(sorted({c.host for c in served}))
+    r.warned = tuple(
+        sorted({type(w.message).__name__ for w in caught if isinstance(w.message, Warning)})
+    )
     ratios = []
     for c in calls:
         p, b = _price(provider, model, c)
@@ -569,9 +580,9 @@ def strict_section(quick: bool, max_requests: int | None = None) -> str:
         "proxy that refuses request fields it does not know. `auto` at default options; "
         "`rejected` counts the 400s the emulator answered (each costs one retry).",
         "",
-        "| workload | API | model | auto, strict proxy | rejected | auto, lenient proxy "
+        "| workload | API | model | auto, strict proxy | rejected | warnings | auto, lenient proxy "
         "| optimum |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     wl = "many-shot family, diverging" if quick else "agent, tool outputs, 3 turns"
     proxy = Variant("gateway", False)
@@ -582,7 +593,7 @@ def strict_section(quick: bool, max_requests: int | None = None) -> str:
         opt = run(wl, api, model, "optimum", max_requests=max_requests)
         lines.append(
             f"| {wl} | {API_LABEL[api]} | {model} | {strict.cell()} | {strict.rejected} | "
-            f"{lenient.cell()} | {opt.cell()} |"
+            f"{', '.join(strict.warned) or '-'} | {lenient.cell()} | {opt.cell()} |"
         )
     return "\n".join(lines) + "\n"
 

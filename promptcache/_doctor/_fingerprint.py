@@ -26,7 +26,7 @@ from promptcache._api import Api, RequestInfo
 from promptcache._plan._core import family_key
 from promptcache._plan._models import anthropic_min_tokens, openai_explicit
 
-__all__ = ["Print", "fingerprint", "text_of_block"]
+__all__ = ["Print", "as_shard", "fingerprint", "text_of_block"]
 
 _dumps: Final = orjson.dumps
 _xxh: Final = xxhash.xxh3_64_intdigest
@@ -80,6 +80,7 @@ class Print:
     key: str | None  # prompt_cache_key as sent
     min_tokens: int | None  # the model's minimum cacheable prefix (None: not known)
     explicit: bool  # gpt-5.6+: only breakpoints are written and read
+    sharded: bool = False  # sent under a key the planner derived above the routing limit
 
     @property
     def total(self) -> int:
@@ -403,3 +404,15 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
         min_tokens=min_tokens,
         explicit=api is not Api.ANTHROPIC_MESSAGES and openai_explicit(model),
     )
+
+
+def as_shard(p: Print) -> None:
+    """Mark ``p`` as sent under a shard of its family's key (``<key>-s<n>``, by the planner).
+
+    The key as sent stays in ``p.key`` (the provider routes by it); the scope gets the family's
+    own key, so moving between shards is not a "scope change".
+    """
+    if p.key is None or "-s" not in p.key:
+        return
+    p.sharded = True
+    p.scope["prompt_cache_key"] = _xxh(p.key.rsplit("-s", 1)[0].encode())

@@ -161,11 +161,13 @@ class Diagnoser:
         *,
         withheld: Callable[[], Sequence[WithheldHints]] | None = None,
         openai: OpenAIOptions | None = None,
+        planning: bool = True,
     ) -> None:
         self.options = options
         self._pricer = pricer
         self._withheld = withheld  # the planner's records of hints it did not send
         self._openai = openai  # the planner's options (routing), when it is the default one
+        self._planning = planning  # False: restructure="off", the planner sends as written
         self._lock = threading.Lock()
         self._families: OrderedDict[str, _Family] = OrderedDict()
         self._routes: OrderedDict[tuple[str, int, str | None], deque[float]] = OrderedDict()
@@ -400,8 +402,9 @@ class Diagnoser:
                 now,
                 missed,
                 replace(ev, rate_per_min=rate),
-                f"{rate} requests in the last minute for one prefix and prompt_cache_key "
-                f"{p.key!r}: above ~{ROUTING_LIMIT_PER_MIN}/min the provider routes the rest "
+                f"{rate} requests in the last minute for one prefix and "
+                + (f"prompt_cache_key {p.key!r}" if p.key else "no prompt_cache_key")
+                + f": above ~{ROUTING_LIMIT_PER_MIN}/min the provider routes the rest "
                 "to other machines, which do not hold the prefix",
                 self._routing_fix(p),
             )
@@ -436,6 +439,8 @@ class Diagnoser:
         opts = self._openai
         if opts is None:  # a custom planner: say what the default one does
             return f"{spread} (promptcache's default planner does it above the limit)"
+        if not self._planning:
+            return f"{spread}: restructure='safe' (the default) does it; it is 'off' here"
         if opts.routing_limit_per_minute is None:
             return (
                 f"{spread}: OpenAIOptions(routing_limit_per_minute={ROUTING_LIMIT_PER_MIN}) "

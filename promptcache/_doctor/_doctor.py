@@ -159,6 +159,7 @@ class Doctor:
             pricer,
             withheld=withheld if callable(withheld) else None,
             openai=openai if isinstance(openai, OpenAIOptions) else None,
+            planning=getattr(inner, "mode", "safe") != "off",
         )
         self._directory = directory if options.history else None
         self._clock = clock

@@ -111,6 +111,19 @@ def test_no_routing_finding_when_the_planner_shards(emulator: Emulator, tmp_path
     pc.close()
 
 
+def test_routing_fix_when_restructure_is_off(emulator: Emulator, tmp_path: Path) -> None:
+    pc = promptcache.PromptCache(
+        tmp_path, response_cache=False, clock=emulator.clock.now, restructure="off"
+    )
+    with _client(emulator, pc, "https://api.openai.com/v1") as client:
+        _one_a_second(emulator, client, 40)
+    assert {c.prompt_cache_key for c in emulator.calls} == {None}  # sent as written
+    f = one(pc.doctor(), "routing_overflow")
+    assert "no prompt_cache_key" in f.summary
+    assert "restructure='safe'" in f.fix
+    pc.close()
+
+
 def test_routing_fix_names_shard_user_keys(emulator: Emulator, tmp_path: Path) -> None:
     pc = _pc(emulator, tmp_path, shard_user_keys=False)
     with _client(emulator, pc, "https://api.openai.com/v1") as client:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from itertools import compress, count
-from operator import ne
+from operator import itemgetter, ne
 from typing import Final
 
 import xxhash
@@ -129,7 +129,13 @@ class _Family:
 
 def common_blocks(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     """Return how many leading blocks two fingerprints share."""
-    return next(compress(count(), map(ne, a, b)), min(len(a), len(b)))
+    n = min(len(a), len(b))
+    k = n - 1
+    # The usual case — every block but the last shared (a new question, a new turn) — is
+    # one tuple comparison in C, ~3x faster than walking the blocks one call at a time.
+    if k > 8 and a[:k] == b[:k]:
+        return k if a[k] != b[k] else n
+    return next(compress(count(), map(ne, a, b)), n)
 
 
 _KINDS_OF_VOLATILE: Final = (
@@ -273,15 +279,18 @@ class Diagnoser:
             candidates = keyed
         # Compare with the most similar earlier request (same scope first, then the longest
         # shared prefix, then the newest): that is the one this request continues.
-        s = max(
-            reversed(candidates),
-            key=lambda r: (
-                r.p.scope == p.scope and r.p.tools == p.tools,
-                common_blocks(r.p.digests, p.digests),
+        digests = p.digests
+        same, shared, s = max(
+            (
+                (
+                    r.p.scope == p.scope and r.p.tools == p.tools,
+                    common_blocks(r.p.digests, digests),
+                    r,
+                )
+                for r in reversed(candidates)
             ),
+            key=itemgetter(0, 1),
         )
-        same = s.p.scope == p.scope and s.p.tools == p.tools
-        shared = common_blocks(s.p.digests, p.digests)
         cut = must_repeat(s.p, p)
         early = shared < cut
         if early:

@@ -104,22 +104,29 @@ _ROLE_SEEDS: dict[str, int] = {}
 
 
 class _TextDigests:
-    """Digests of large texts by object identity: a prompt string sent again is not rehashed.
+    """Digests of large texts, remembered so that a prompt text sent again is not rehashed.
 
-    Apps send the same system prompt, document or history strings call after call, and on the
+    Apps send the same system prompt, document or history strings call after call. On the
     pre-SDK fast path the body holds the app's own objects, so identity finds them in O(1).
+    A body parsed from the SDK's bytes has new string objects every call: those are found by
+    content — a candidate with the same length and ends, then a full ``==`` (a memcmp, about
+    half the cost of encoding and hashing, and never wrong: the digest is reused only for an
+    equal string). A text found by content is not remembered again, so the app's fresh copies
+    are freed with its body instead of piling up here.
+
     Entries hold their string (so its id cannot be reused while cached). Bounded by count and
-    total size: when full it starts again (a clear costs one rehash per live prompt). Bodies
-    parsed from bytes have fresh strings: no gain there. Dict operations are atomic, so no
-    lock: a race can only lose an entry.
+    total size: when full it starts again (a clear costs one rehash per live prompt). Dict
+    operations are atomic, so no lock: a race can only lose an entry.
     """
 
     MIN_CHARS: Final = 4096
     MAX_ENTRIES: Final = 4096
     MAX_CHARS: Final = 32 * 1024 * 1024
+    ENDS: Final = 32  # characters of each end in the content key
 
     def __init__(self) -> None:
         self._map: dict[int, tuple[str, int]] = {}
+        self._by_content: dict[tuple[int, str, str], tuple[str, int]] = {}
         self._chars = 0
 
     def digest(self, text: str) -> int:
@@ -127,14 +134,21 @@ class _TextDigests:
         hit = self._map.get(id(text))
         if hit is not None and hit[0] is text:
             return hit[1]
-        d = _xxh(text.encode("utf-8", "surrogatepass"))
         n = len(text)
-        if n >= self.MIN_CHARS:
-            if self._chars + n > self.MAX_CHARS or len(self._map) >= self.MAX_ENTRIES:
-                self._map = {}
-                self._chars = 0
-            self._map[id(text)] = (text, d)
-            self._chars += n
+        if n < self.MIN_CHARS:
+            return _xxh(text.encode("utf-8", "surrogatepass"))
+        e = self.ENDS
+        key = (n, text[:e], text[-e:])
+        same = self._by_content.get(key)
+        if same is not None and same[0] == text:
+            return same[1]
+        d = _xxh(text.encode("utf-8", "surrogatepass"))
+        if self._chars + n > self.MAX_CHARS or len(self._map) >= self.MAX_ENTRIES:
+            self._map = {}
+            self._by_content = {}
+            self._chars = 0
+        self._map[id(text)] = self._by_content[key] = (text, d)
+        self._chars += n
         return d
 
 

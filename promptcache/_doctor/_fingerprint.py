@@ -131,17 +131,25 @@ class _TextDigests:
 
     def digest(self, text: str) -> int:
         """Return xxh3 of ``text`` as UTF-8 (remembered for large texts)."""
+        return self.lookup(text)[0]
+
+    def lookup(self, text: str) -> tuple[int, str]:
+        """Return the digest of ``text`` and the remembered string equal to it (else ``text``).
+
+        A fingerprint keeps the remembered string rather than the app's fresh copy, so the
+        copy is freed with the app's body, not later on the doctor's hot path.
+        """
         hit = self._map.get(id(text))
         if hit is not None and hit[0] is text:
-            return hit[1]
+            return hit[1], text
         n = len(text)
         if n < self.MIN_CHARS:
-            return _xxh(text.encode("utf-8", "surrogatepass"))
+            return _xxh(text.encode("utf-8", "surrogatepass")), text
         e = self.ENDS
         key = (n, text[:e], text[-e:])
         same = self._by_content.get(key)
         if same is not None and same[0] == text:
-            return same[1]
+            return same[1], same[0]
         d = _xxh(text.encode("utf-8", "surrogatepass"))
         if self._chars + n > self.MAX_CHARS or len(self._map) >= self.MAX_ENTRIES:
             self._map = {}
@@ -149,7 +157,7 @@ class _TextDigests:
             self._chars = 0
         self._map[id(text)] = self._by_content[key] = (text, d)
         self._chars += n
-        return d
+        return d, text
 
 
 _texts: Final = _TextDigests()
@@ -284,13 +292,17 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
     bp_ttls: list[str] = []
     size = 0
     xxh = _xxh
-    text_digest = _texts.digest
+    text_lookup = _texts.lookup
 
     def add(raw: str | bytes, at: tuple[int, int], bp: str | None, seed: int = 0) -> None:
         nonlocal size
         # Text is hashed as UTF-8 without a JSON pass (escaping a 400 kB string costs more
         # than hashing it); structure as its JSON.
-        digests.append((text_digest(raw) if isinstance(raw, str) else xxh(raw)) ^ seed)
+        if isinstance(raw, str):
+            d, raw = text_lookup(raw)  # an equal remembered string is kept instead
+        else:
+            d = xxh(raw)
+        digests.append(d ^ seed)
         size += len(raw)
         ends.append(size)
         where.append(at)
@@ -349,11 +361,12 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
                     seed = seeds.get(role)
                     if seed is None:
                         seed = seeds[role] = _seed_of(item)
-                    push_digest(text_digest(content) ^ seed)
+                    d, kept = text_lookup(content)
+                    push_digest(d ^ seed)
                     size += len(content)
                     push_end(size)
                     push_where((mi, -1))
-                    push_raw(content)
+                    push_raw(kept)
                     continue
             if not isinstance(item, dict):
                 add(_dumps(item), (mi, -1), None)

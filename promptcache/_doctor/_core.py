@@ -274,9 +274,13 @@ class Diagnoser:
             last = fam.by_key.get(p.key)
             if last is not None and all(r is not last for r in keyed):
                 keyed.insert(0, last)
-            if not keyed:
-                return None  # the first request of a new shard: cold by design
-            candidates = keyed
+            if keyed:
+                candidates = keyed
+            else:
+                stem = p.scope.get("prompt_cache_key")
+                if p.sharded or any(r.p.scope.get("prompt_cache_key") == stem for r in fam.recent):
+                    return None  # the first request of a new shard: cold by design
+                # Another key altogether: compared with all, it is a scope change.
         # Compare with the most similar earlier request (same scope first, then the longest
         # shared prefix, then the newest): that is the one this request continues.
         digests = p.digests

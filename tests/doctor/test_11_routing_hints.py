@@ -124,6 +124,21 @@ def test_routing_fix_when_restructure_is_off(emulator: Emulator, tmp_path: Path)
     pc.close()
 
 
+def test_a_new_key_in_a_sharded_family_is_still_a_scope_change(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    pc = _pc(emulator, tmp_path)
+    with _client(emulator, pc, "https://api.openai.com/v1") as client:
+        _one_a_second(emulator, client, 40, prompt_cache_key="tenant-1")
+        assert len({c.prompt_cache_key for c in emulator.calls}) >= 3  # sharded
+        assert pc.doctor() == []
+        _ask(client, 99, prompt_cache_key="tenant-2")
+    assert emulator.calls[-1].cache_read_tokens == 0
+    f = one(pc.doctor(), "scope_changed")
+    assert f.evidence.fields == ("prompt_cache_key",) and f.count == 1
+    pc.close()
+
+
 def test_routing_fix_names_shard_user_keys(emulator: Emulator, tmp_path: Path) -> None:
     pc = _pc(emulator, tmp_path, shard_user_keys=False)
     with _client(emulator, pc, "https://api.openai.com/v1") as client:

@@ -30,9 +30,11 @@ from promptcache._doctor import _history
 from promptcache._doctor._ask import ask, read_answer
 from promptcache._doctor._core import MAX_BREAKPOINTS, Billed, Diagnoser, Pricer
 from promptcache._doctor._findings import DoctorOptions, Finding
-from promptcache._doctor._fingerprint import Print, fingerprint
+from promptcache._doctor._fingerprint import Print, as_shard, fingerprint
 from promptcache._errors import CacheMissWarning
 from promptcache._hooks import Accountant, Planner, Rewrite, UsageMeta
+from promptcache._plan._options import OpenAIOptions
+from promptcache._plan._routing import SHARD_NOTE
 
 __all__ = ["Doctor", "billed_of", "make_pricer"]
 
@@ -148,7 +150,17 @@ class Doctor:
     ) -> None:
         self.inner = inner
         self.options = options
-        self.core = Diagnoser(options, pricer)
+        # What the planner knows about endpoints and routing (a DefaultPlanner; a custom
+        # planner may have neither): which hints it withheld, and whether it shards.
+        withheld = getattr(inner, "withheld", None)
+        openai = getattr(inner, "openai", None)
+        self.core = Diagnoser(
+            options,
+            pricer,
+            withheld=withheld if callable(withheld) else None,
+            openai=openai if isinstance(openai, OpenAIOptions) else None,
+            planning=getattr(inner, "mode", "safe") != "off",
+        )
         self._directory = directory if options.history else None
         self._clock = clock
         self._lock = threading.Lock()
@@ -186,6 +198,8 @@ class Doctor:
 
     def _examine(self, info: RequestInfo, sent: Rewrite) -> Rewrite:
         p = fingerprint(info, sent.body)
+        if sent.notes and any(n.startswith(SHARD_NOTE) for n in sent.notes):
+            as_shard(p)
         carried = _Carried(sent.plan, p)
         if self.options.ask_provider and info.base_url not in self._refused:
             previous = self._last_id.get(p.family)

@@ -26,7 +26,7 @@ from promptcache._api import Api, RequestInfo
 from promptcache._plan._core import family_key
 from promptcache._plan._models import anthropic_min_tokens, openai_explicit
 
-__all__ = ["Print", "fingerprint", "text_of_block"]
+__all__ = ["Print", "as_shard", "fingerprint", "text_of_block"]
 
 _dumps: Final = orjson.dumps
 _xxh: Final = xxhash.xxh3_64_intdigest
@@ -80,6 +80,7 @@ class Print:
     key: str | None  # prompt_cache_key as sent
     min_tokens: int | None  # the model's minimum cacheable prefix (None: not known)
     explicit: bool  # gpt-5.6+: only breakpoints are written and read
+    sharded: bool = False  # sent under a key the planner derived above the routing limit
 
     @property
     def total(self) -> int:
@@ -103,38 +104,60 @@ _ROLE_SEEDS: dict[str, int] = {}
 
 
 class _TextDigests:
-    """Digests of large texts by object identity: a prompt string sent again is not rehashed.
+    """Digests of large texts, remembered so that a prompt text sent again is not rehashed.
 
-    Apps send the same system prompt, document or history strings call after call, and on the
+    Apps send the same system prompt, document or history strings call after call. On the
     pre-SDK fast path the body holds the app's own objects, so identity finds them in O(1).
+    A body parsed from the SDK's bytes has new string objects every call: those are found by
+    content — a candidate with the same length and ends, then a full ``==`` (a memcmp, about
+    half the cost of encoding and hashing, and never wrong: the digest is reused only for an
+    equal string). A text found by content is not remembered again, so the app's fresh copies
+    are freed with its body instead of piling up here.
+
     Entries hold their string (so its id cannot be reused while cached). Bounded by count and
-    total size: when full it starts again (a clear costs one rehash per live prompt). Bodies
-    parsed from bytes have fresh strings: no gain there. Dict operations are atomic, so no
-    lock: a race can only lose an entry.
+    total size: when full it starts again (a clear costs one rehash per live prompt). Dict
+    operations are atomic, so no lock: a race can only lose an entry.
     """
 
     MIN_CHARS: Final = 4096
     MAX_ENTRIES: Final = 4096
     MAX_CHARS: Final = 32 * 1024 * 1024
+    ENDS: Final = 32  # characters of each end in the content key
 
     def __init__(self) -> None:
         self._map: dict[int, tuple[str, int]] = {}
+        self._by_content: dict[tuple[int, str, str], tuple[str, int]] = {}
         self._chars = 0
 
     def digest(self, text: str) -> int:
         """Return xxh3 of ``text`` as UTF-8 (remembered for large texts)."""
+        return self.lookup(text)[0]
+
+    def lookup(self, text: str) -> tuple[int, str]:
+        """Return the digest of ``text`` and the remembered string equal to it (else ``text``).
+
+        A fingerprint keeps the remembered string rather than the app's fresh copy, so the
+        copy is freed with the app's body, not later on the doctor's hot path.
+        """
         hit = self._map.get(id(text))
         if hit is not None and hit[0] is text:
-            return hit[1]
-        d = _xxh(text.encode("utf-8", "surrogatepass"))
+            return hit[1], text
         n = len(text)
-        if n >= self.MIN_CHARS:
-            if self._chars + n > self.MAX_CHARS or len(self._map) >= self.MAX_ENTRIES:
-                self._map = {}
-                self._chars = 0
-            self._map[id(text)] = (text, d)
-            self._chars += n
-        return d
+        if n < self.MIN_CHARS:
+            return _xxh(text.encode("utf-8", "surrogatepass")), text
+        e = self.ENDS
+        key = (n, text[:e], text[-e:])
+        same = self._by_content.get(key)
+        if same is not None and same[0] == text:
+            return same[1], same[0]
+        d = _xxh(text.encode("utf-8", "surrogatepass"))
+        if self._chars + n > self.MAX_CHARS or len(self._map) >= self.MAX_ENTRIES:
+            self._map = {}
+            self._by_content = {}
+            self._chars = 0
+        self._map[id(text)] = self._by_content[key] = (text, d)
+        self._chars += n
+        return d, text
 
 
 _texts: Final = _TextDigests()
@@ -269,13 +292,17 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
     bp_ttls: list[str] = []
     size = 0
     xxh = _xxh
-    text_digest = _texts.digest
+    text_lookup = _texts.lookup
 
     def add(raw: str | bytes, at: tuple[int, int], bp: str | None, seed: int = 0) -> None:
         nonlocal size
         # Text is hashed as UTF-8 without a JSON pass (escaping a 400 kB string costs more
         # than hashing it); structure as its JSON.
-        digests.append((text_digest(raw) if isinstance(raw, str) else xxh(raw)) ^ seed)
+        if isinstance(raw, str):
+            d, raw = text_lookup(raw)  # an equal remembered string is kept instead
+        else:
+            d = xxh(raw)
+        digests.append(d ^ seed)
         size += len(raw)
         ends.append(size)
         where.append(at)
@@ -334,11 +361,12 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
                     seed = seeds.get(role)
                     if seed is None:
                         seed = seeds[role] = _seed_of(item)
-                    push_digest(text_digest(content) ^ seed)
+                    d, kept = text_lookup(content)
+                    push_digest(d ^ seed)
                     size += len(content)
                     push_end(size)
                     push_where((mi, -1))
-                    push_raw(content)
+                    push_raw(kept)
                     continue
             if not isinstance(item, dict):
                 add(_dumps(item), (mi, -1), None)
@@ -403,3 +431,15 @@ def fingerprint(info: RequestInfo, body: dict[str, Any]) -> Print:
         min_tokens=min_tokens,
         explicit=api is not Api.ANTHROPIC_MESSAGES and openai_explicit(model),
     )
+
+
+def as_shard(p: Print) -> None:
+    """Mark ``p`` as sent under a shard of its family's key (``<key>-s<n>``, by the planner).
+
+    The key as sent stays in ``p.key`` (the provider routes by it); the scope gets the family's
+    own key, so moving between shards is not a "scope change".
+    """
+    if p.key is None or "-s" not in p.key:
+        return
+    p.sharded = True
+    p.scope["prompt_cache_key"] = _xxh(p.key.rsplit("-s", 1)[0].encode())

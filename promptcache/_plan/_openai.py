@@ -34,7 +34,7 @@ from promptcache._plan._ctx import Ctx
 from promptcache._plan._endpoints import hints_allowed
 from promptcache._plan._layout import has_marks, strip_marks
 from promptcache._plan._models import openai_explicit, openai_min_tokens
-from promptcache._plan._routing import shard_key
+from promptcache._plan._routing import SHARD_NOTE, shard_key
 from promptcache._plan._text import TEXT_KEYS, relayout, scan, strip_deep
 from promptcache._plan._volatile import diff_label
 
@@ -556,4 +556,4 @@ def _shard(
     )
     if shard:
         out["prompt_cache_key"] = shard_key(key, shard)
-        notes.append(f"prompt_cache_key shard {shard}: family above the routing limit")
+        notes.append(f"{SHARD_NOTE}{shard}: family above the routing limit")

@@ -32,13 +32,24 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["HEADROOM", "WINDOW_S", "Route", "jump_hash", "shard_key", "shards_needed"]
+__all__ = [
+    "HEADROOM",
+    "SHARD_NOTE",
+    "WINDOW_S",
+    "Route",
+    "jump_hash",
+    "shard_key",
+    "shards_needed",
+]
 
 WINDOW_S: Final = 60.0
 HEADROOM: Final = 0.8
 MAX_SHARDS: Final = 64
 MAX_CONVERSATIONS: Final = 1024
 _MAX_TIMES: Final = 4096  # per shard; a rate beyond this is "very high" either way
+#: How a ``Rewrite.notes`` entry starts when the request went under a derived shard key (the
+#: doctor reads it: a shard's first request is cold by design, and its key is the family's).
+SHARD_NOTE: Final = "prompt_cache_key shard "
 
 
 def shards_needed(rate: int, limit: float, current: int) -> int:

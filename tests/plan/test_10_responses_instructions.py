@@ -92,8 +92,14 @@ def test_a_chained_conversation_reads_every_earlier_turn(tmp_path: Path) -> None
         f = run("chat, previous_response_id", mode, tmp_path)
         assert f.reads == bare.reads  # implicit caching's every-end write is the optimum here
         assert all(b > a for a, b in zip(f.reads[1:], f.reads[2:], strict=False))
-        assert all(body["instructions"].startswith("You are") for body in f.bodies)
-        assert f.write == bare.write
+        assert f.write == bare.write and f.input_tokens == bare.input_tokens
+        if mode == "safe":
+            assert all(body["instructions"].startswith("You are") for body in f.bodies)
+        else:
+            # auto moved the instructions of the first (stored) turn into a developer item;
+            # the chained turns do not send them again: the history starts with them.
+            assert f.bodies[0]["input"][0]["role"] == "developer"
+            assert all("instructions" not in body for body in f.bodies)
 
 
 def test_safe_keeps_instructions_and_pays_one_write_where_bare_pays_every_call(

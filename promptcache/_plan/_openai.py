@@ -194,11 +194,13 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         )
         if carried is not None and _digest(kept) == carried:
             # ... unless the history already starts with the same text as a developer item
-            # (we moved it on the first turn): then only what auto moves out of the prefix
-            # anyway (volatile lines) is sent, at the end as on the first turn, so the model
-            # reads the static text once.
-            tail.extend(moved)
-            out.pop("instructions", None)
+            # (we moved it on the first turn): then the model reads the static text once, and
+            # what auto would move out of the prefix (volatile lines) stays in `instructions`:
+            # an input item would keep every turn's copy in the stored history.
+            if moved:
+                out["instructions"] = "".join(moved)
+            else:
+                out.pop("instructions", None)
             head_override = kept  # same family (and cache key) as the turn that moved it
             notes.append("auto: instructions lead the stored history already: not sent again")
         else:

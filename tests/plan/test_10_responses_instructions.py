@@ -158,14 +158,17 @@ def test_instructions_move_only_where_no_stored_history_can_carry_them(
         send(input="Other.", store=False)  # 2: not stored: moved
         # 3: a stored response sent by an app that says it chains: instructions stay.
         chained = OpenAIOptions(endpoint="openai", chained_responses="always")
-        with promptcache.PromptCache(
-            directory=tmp_path / "always",
-            response_cache=False,
-            restructure="auto",
-            clock=clock.now,
-            openai=chained,
-        ) as pc2:
-            c2 = pc2.wrap(openai.OpenAI(base_url=emu.openai_base_url, api_key="x", max_retries=0))
+        with (
+            promptcache.PromptCache(
+                directory=tmp_path / "always",
+                response_cache=False,
+                restructure="auto",
+                clock=clock.now,
+                openai=chained,
+            ) as pc2,
+            openai.OpenAI(base_url=emu.openai_base_url, api_key="x", max_retries=0) as raw,
+        ):
+            c2 = pc2.wrap(raw)
             kept = str(c2.responses.create(model="gpt-6.1-sol", instructions=DOC, input="A.").id)
         send(input="Next.", previous_response_id=kept)  # 4: chained: stays
         send(input=history)  # 5: this app chains: inline history is no proof any more

@@ -128,6 +128,7 @@ def test_the_model_sees_the_same_prompt_and_answers_the_same(
         moved = client.responses.create(model="gpt-6.1-sol", **kw)
     finally:
         pc.close()
+        client.close()
         raw.close()
     sent = emu.calls[-1].request_body
     assert sent is not None and "instructions" not in sent
@@ -176,6 +177,7 @@ def test_instructions_move_only_where_no_stored_history_can_carry_them(
         send(input="x", store=False)  # 7: cannot be chained: moved
     finally:
         pc.close()
+        client.close()
     bodies = [c.request_body or {} for c in emu.calls]
     assert [c.status for c in emu.calls] == [200] * 8
     assert ["instructions" in b for b in bodies] == [
@@ -214,6 +216,7 @@ def test_instructions_stay_where_moving_gains_nothing_or_is_not_allowed(
         client.responses.create(model=model, instructions=instructions, input="Hello.")
     finally:
         pc.close()
+        client.close()
     sent = emu.calls[-1].request_body
     assert sent is not None and sent["instructions"] == instructions
     items = sent["input"]
@@ -262,6 +265,7 @@ def test_safe_stops_writing_when_the_instructions_change_every_call(
             clock.advance(60)
     finally:
         pc.close()
+        client.close()
     assert [c.cache_read_tokens for c in emu.calls] == [0] * 6
     writes = [c.cache_write_tokens for c in emu.calls]
     assert writes[0] > 0 and writes[1:] == [0] * 5

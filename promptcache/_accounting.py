@@ -149,7 +149,7 @@ class LedgerAccountant:
                 Record(ts, api, provider, model, attr.function, attr.tags, info.tenant,
                        0, 0, 1, *counts, cost, without, None, None)
             )  # fmt: skip
-        return {
+        meta = {
             "v": META_VERSION,
             "api": api,
             "provider": provider,
@@ -158,6 +158,9 @@ class LedgerAccountant:
             "cost": None if cost is None else _usd(cost),
             "cost_without_provider_cache": None if without is None else _usd(without),
         }
+        if d.response_id is not None:  # the planner keys what it moved by it (_plan/_openai)
+            meta["response_id"] = d.response_id
+        return meta
 
     def record_local_hit(self, info: RequestInfo, meta: UsageMeta | None) -> None:
         """Record a call served locally, with the cost of the call it replaced (from ``meta``)."""

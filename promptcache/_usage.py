@@ -124,11 +124,13 @@ class Decoded:
     ``include_usage``, a stream cut before its usage event). ``model`` is the response's own
     model id (more precise than the request's). ``price_context`` holds the settings that select
     a price variant in genai-prices (``service_tier`` on OpenAI, ``speed`` on Anthropic).
+    ``response_id`` is a Responses API response's ``id`` (a chained turn may name it).
     """
 
     usage: Usage | None
     model: str | None = None
     price_context: tuple[tuple[str, str], ...] = ()
+    response_id: str | None = None
 
 
 def _int(obj: Any, key: str) -> int:
@@ -235,7 +237,7 @@ def _responses_usage(u: Mapping[str, Any]) -> Usage:
 def _decode_responses(obj: Mapping[str, Any]) -> Decoded:
     u = obj.get("usage")
     usage = _responses_usage(u) if isinstance(u, Mapping) else None
-    return Decoded(usage, _str(obj, "model"), _openai_context(obj))
+    return Decoded(usage, _str(obj, "model"), _openai_context(obj), _str(obj, "id"))
 
 
 _RESPONSES_FINAL = ("response.completed", "response.incomplete", "response.failed")

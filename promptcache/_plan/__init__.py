@@ -93,6 +93,11 @@ class DefaultPlanner:
         tokens = counts.get("input_tokens")  # inclusive of cache reads and writes
         if isinstance(tokens, int) and not isinstance(tokens, bool):
             self._state.calibration.update(facts.model, facts.chars, tokens)
+        rid = usage.get("response_id")
+        if facts.moved is not None and isinstance(rid, str):
+            # This stored response's input starts with instructions we moved: a turn chained
+            # to it must not send them again (_plan/_openai.py).
+            self._state.remember_moved(rid, facts.moved)
 
     def rejected(
         self, info: RequestInfo, sent: Rewrite, status: int, error_body: bytes

@@ -23,6 +23,9 @@ class PlanFacts:
     model: str | None
     family: str
     original: dict[str, Any]  # the body as the app wrote it (for a retry without our changes)
+    # Digest of instructions that now lead the stored input as a developer item (Responses,
+    # stored): ``observe`` files it under the response id for a chained follow-up.
+    moved: str | None = None
 
 
 @dataclass(slots=True)
@@ -45,6 +48,7 @@ class Ctx:
         chars: int,
         added: frozenset[str] = frozenset(),
         family: str = "",
+        moved: str | None = None,
     ) -> Rewrite:
         """Build the :class:`Rewrite`, carrying what ``observe``/``rejected`` will need.
 
@@ -58,5 +62,5 @@ class Ctx:
             changed=changed,
             added_params=added,
             notes=notes,
-            plan=PlanFacts(chars, self.info.model, family, body),
+            plan=PlanFacts(chars, self.info.model, family, body, moved),
         )

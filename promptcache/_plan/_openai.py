@@ -88,6 +88,11 @@ def _plain(text: str) -> bool:
     return text.isascii() or not has_marks(text)
 
 
+def _digest(text: str) -> str:
+    # 128 bits: a collision would drop a chained turn's instructions.
+    return xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
+
+
 def has_history_of(items: list[Any]) -> bool:
     """Whether the request carries earlier turns (assistant messages or tool calls)."""
     return any(
@@ -171,18 +176,46 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     chained = responses and ctx.state.chains(
         coarse, now_chained=body.get("previous_response_id") is not None
     )
+    prev_id = body.get("previous_response_id") if responses else None
+    # The digest of instructions we moved into the stored history this request extends (its
+    # first turn's developer item): the response of this request carries it on as well.
+    carried = ctx.state.moved_in(prev_id) if isinstance(prev_id, str) else None
+    moved_digest = carried
+    head_override: str | None = None  # the family's head text, when it is not in this body
     if isinstance(instructions, str) and (
-        body.get("previous_response_id") is not None or body.get("conversation") is not None
+        prev_id is not None or body.get("conversation") is not None
     ):
         # A stored conversation keeps its input items but takes fresh instructions every turn:
         # text moved into the input would stay in the history, so every later turn would see
-        # each earlier copy. The marks go; the text stays where the app put it.
+        # each earlier copy. The marks go; the text stays where the app put it ...
         plain = strip_marks(instructions)
-        if plain != instructions:
-            out["instructions"] = plain
+        kept, moved, _ = (
+            relayout(instructions, volatile=auto, labels=labels) if carried else (plain, [], False)
+        )
+        if carried is not None and _digest(kept) == carried:
+            # ... unless the history already starts with the same text as a developer item
+            # (we moved it on the first turn): then the model reads the static text once, and
+            # what auto would move out of the prefix (volatile lines) stays in `instructions`:
+            # an input item would keep every turn's copy in the stored history.
+            if moved:
+                out["instructions"] = "".join(moved)
+            else:
+                out.pop("instructions", None)
+            head_override = kept  # same family (and cache key) as the turn that moved it
+            notes.append("auto: instructions lead the stored history already: not sent again")
+        else:
+            if plain != instructions:
+                out["instructions"] = plain
+            if carried is not None:
+                notes.append(
+                    "instructions differ from those moved into the stored history: sent as "
+                    "written (the model sees the earlier ones there as a developer message)"
+                )
     elif isinstance(instructions, str):
         kept, moved, _ = relayout(instructions, volatile=auto, labels=labels)
         tail.extend(moved)
+        stored = body.get("store") is not False
+        policy = ctx.openai.chained_responses
         if not kept:
             out.pop("instructions", None)  # all dynamic: it moved, nothing is left to send
         elif (
@@ -192,16 +225,15 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             # truncation="auto" drops input items from the start when the context overflows;
             # instructions are never dropped, so the text must not become an input item.
             and body.get("truncation") != "auto"
-            # A stored response can be chained: its input items (the moved text with them)
-            # would be carried into every later turn, its instructions not. So only where the
-            # response cannot be chained, or where the app keeps its own history (sends it
-            # inline) or says it never chains — and it has not been seen chaining.
+            # A stored response can be chained: its input items (the moved text with them) are
+            # carried into every later turn, its instructions not. We remember which responses
+            # carry moved text and do not send it again on a chained turn (above); an app seen
+            # chaining in this family, or that says it chains ("always"), keeps its
+            # instructions on stored responses unless it sends its history inline.
             and (
-                body.get("store") is False
-                or (
-                    not chained
-                    and (has_history_of(items) or ctx.openai.chained_responses == "never")
-                )
+                not stored
+                or policy == "never"
+                or (not chained and (policy == "auto" or has_history_of(items)))
             )
             and len(kept)
             >= openai_min_tokens(ctx.info.model) * ctx.state.calibration.ratio(ctx.info.model)[0]
@@ -214,6 +246,8 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             # comes or goes.
             out.pop("instructions", None)
             lead = {"role": "developer", "content": [{"type": "input_text", "text": kept}]}
+            if stored:
+                moved_digest = _digest(kept)
         elif kept != instructions:
             out["instructions"] = kept
     part_type = "input_text" if responses else "text"
@@ -329,7 +363,9 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
     kept_head = (out["instructions"] if isinstance(out.get("instructions"), str) else "") + "".join(
         _text_of(items[i].get("content")) for i in range(n_head) if isinstance(items[i], dict)
     )
-    if not kept_head and items and isinstance(items[0], dict):
+    if head_override is not None:
+        kept_head = head_override
+    elif not kept_head and items and isinstance(items[0], dict):
         kept_head = _text_of(items[0].get("content"))
     fkey = family_key(coarse, kept_head)
 
@@ -343,6 +379,10 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
         if isinstance(out.get("tools"), list):
             pos.append(pos_of(out["tools"], cacheable=False, section="tools"))
             where.append((-2, -1))
+        if head_override is not None:
+            # The stored history starts with it: the prefix is the same as when it was sent.
+            pos.append(pos_of(head_override, cacheable=False, section="system"))
+            where.append((-1, -1))
         if isinstance(out.get("instructions"), str):
             pos.append(pos_of(out["instructions"], cacheable=False, section="system"))
             where.append((-1, -1))
@@ -516,7 +556,9 @@ def plan_openai(ctx: Ctx, body: dict[str, Any]) -> Rewrite:
             out[items_key] = items
     if marked:
         out = strip_deep(out)
-    return ctx.finish(body, out, notes, chars=chars, added=frozenset(added), family=fkey)
+    return ctx.finish(
+        body, out, notes, chars=chars, added=frozenset(added), family=fkey, moved=moved_digest
+    )
 
 
 def _shard(

@@ -66,13 +66,20 @@ class OpenAIOptions:
         shard_user_keys: Also shard a ``prompt_cache_key`` the request carries (or that
             ``prompt_cache_key`` above supplies). Derived keys extend the app's key, so two
             tenants' keys are never merged; turn this off if the exact key must reach OpenAI.
-        chained_responses: Whether the app may chain Responses requests to responses it sent
-            (``previous_response_id``, a ``conversation``). In ``restructure="auto"`` long
-            ``instructions`` on gpt-5.6+ travel as a leading developer input item so they can
-            be cached; a stored response keeps its input items for a chained follow-up but not
-            its instructions, so under ``"auto"`` that is done only where the response cannot
-            be chained (``store=False``, or the history is sent inline). ``"never"`` declares
-            that the app never chains, so stored responses get it too.
+        chained_responses: Whether the app chains Responses requests to stored responses
+            (``previous_response_id``). In ``restructure="auto"`` long ``instructions`` on
+            gpt-5.6+ with no ``previous_response_id``/``conversation`` travel as a leading
+            developer input item so they can be cached. A stored response keeps its input items
+            for a chained turn but not its instructions, so promptcache remembers (in memory,
+            per ``PromptCache``) which responses carry moved instructions, and on a turn chained
+            to one whose instructions are the same text it does not send them again; different
+            or absent instructions go as written, and the model then also sees the earlier text
+            as a developer message in the history. ``"auto"``: move on stored responses until
+            a request of the prompt family is seen with ``previous_response_id``, then only
+            where the response cannot be chained (``store=False``) or the history is sent
+            inline. ``"never"``: the app never chains: always move. ``"always"``: the app chains
+            its stored responses (perhaps from another process, where promptcache cannot know
+            what it moved): never move on them, only on ``store=False`` or inline history.
             https://developers.openai.com/api/docs/guides/conversation-state
 
     """
@@ -81,11 +88,16 @@ class OpenAIOptions:
     endpoint: Literal["auto", "openai", "compatible"] = "auto"
     compatible_accepts_cache_key: bool = False
     explicit_breakpoints: bool = True
-    chained_responses: Literal["auto", "never"] = "auto"
+    chained_responses: Literal["auto", "never", "always"] = "auto"
     routing_limit_per_minute: float | None = 15.0
     shard_user_keys: bool = True
 
     def __post_init__(self) -> None:
+        if self.chained_responses not in ("auto", "never", "always"):
+            raise ConfigError(
+                "OpenAIOptions.chained_responses must be 'auto', 'never' or 'always'; "
+                f"got {self.chained_responses!r}"
+            )
         limit = self.routing_limit_per_minute
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0

@@ -33,6 +33,10 @@ MAX_GAPS: Final = 16
 MAX_LABELS: Final = 32
 MAX_WITHHELD: Final = 256
 MAX_SHAPES: Final = 1024
+# Stored responses whose `instructions` went out as a leading developer item: a chained turn
+# (previous_response_id) needs to know, to not send the same text a second time. Each entry is
+# ~150 bytes; a chain beyond this many newer moved responses falls back to "sent as written".
+MAX_MOVED_RESPONSES: Final = 65_536
 # A line must be seen changing twice before it counts as volatile: one change is as likely to
 # be a developer editing the prompt, and moving an edited line for good would be wrong.
 LABEL_CONFIRMATIONS: Final = 2
@@ -97,6 +101,7 @@ class PlannerState:
         self._accepted: dict[str, set[str]] = {}
         self._withheld: OrderedDict[tuple[str, str, str], _Withheld] = OrderedDict()
         self._routes: OrderedDict[str, Route] = OrderedDict()
+        self._moved: OrderedDict[str, str] = OrderedDict()  # response id -> moved text digest
         self.calibration = Calibration()
 
     # --- families ---------------------------------------------------------------------------
@@ -210,6 +215,20 @@ class PlannerState:
                     self._heads.popitem(last=False)
             head.chained = head.chained or now_chained
             return head.chained
+
+    # --- Responses: stored responses that carry moved instructions (see _openai) -------------
+    def remember_moved(self, response_id: str, digest: str) -> None:
+        """Remember that ``response_id``'s stored input starts with the moved text ``digest``."""
+        with self._lock:
+            self._moved[response_id] = digest
+            self._moved.move_to_end(response_id)
+            if len(self._moved) > MAX_MOVED_RESPONSES:
+                self._moved.popitem(last=False)
+
+    def moved_in(self, response_id: str) -> str | None:
+        """Return the digest of the instructions moved into ``response_id``'s history, if any."""
+        with self._lock:
+            return self._moved.get(response_id)
 
     def add_label(self, coarse: str, label: str) -> bool:
         """Count one observed change after ``label``; return whether it is now confirmed."""

@@ -2,8 +2,9 @@
 
 Breakpoints live on input content parts, so ``instructions`` can never end a cached prefix.
 In ``auto`` the planner sends the same text as a leading developer message (a part that holds
-the breakpoint) where no stored history can carry the moved copy into a chained turn
-(``store=False``, history sent inline, or ``OpenAIOptions(chained_responses="never")``); in
+the breakpoint): where no stored history can carry the moved copy into a chained turn
+(``store=False``, history sent inline), and since the default-move change also on stored
+responses until the app is seen chaining (``OpenAIOptions(chained_responses=...)``); in
 ``safe`` it leaves ``instructions`` alone and writes nothing that no later call reads after the
 family's first call. Figures are the emulator's ground truth.
 
@@ -69,17 +70,19 @@ def test_auto_reads_the_instructions_after_the_first_call(tmp_path: Path) -> Non
     assert first["input"][1] == {"role": "user", "content": first["input"][1]["content"]}
 
 
-def test_stored_responses_move_only_when_the_app_says_it_never_chains(tmp_path: Path) -> None:
-    # store left on: the response could be chained, and a chained turn would carry the moved
-    # text in its history. So the instructions stay, as in safe mode ...
+def test_stored_responses_keep_their_instructions_when_the_app_says_it_chains(
+    tmp_path: Path,
+) -> None:
+    # store left on, no chaining seen: moved by default (tests/plan/test_10_responses_default.py
+    # covers the chained follow-up) ...
     stored = run("doc in instructions", "auto", tmp_path)
-    assert all("instructions" in b for b in stored.bodies) and stored.read == 0
-    assert stored.writes[1:] == [0] * 11
-    # ... unless the app declares it never chains.
-    never = OpenAIOptions(endpoint="openai", chained_responses="never")
-    declared = run("doc in instructions", "auto", tmp_path, never)
-    assert all("instructions" not in b for b in declared.bodies)
-    assert min(declared.reads[1:]) >= 20_000 and declared.of_optimum >= 0.999
+    assert all("instructions" not in b for b in stored.bodies)
+    assert min(stored.reads[1:]) >= 20_000 and stored.of_optimum >= 0.999
+    # ... unless the app declares it chains its stored responses: then they stay, as in safe.
+    chains = OpenAIOptions(endpoint="openai", chained_responses="always")
+    kept = run("doc in instructions", "auto", tmp_path, chains)
+    assert all("instructions" in b for b in kept.bodies) and kept.read == 0
+    assert kept.writes[1:] == [0] * 11
 
 
 def test_a_chained_conversation_reads_every_earlier_turn(tmp_path: Path) -> None:
@@ -89,8 +92,14 @@ def test_a_chained_conversation_reads_every_earlier_turn(tmp_path: Path) -> None
         f = run("chat, previous_response_id", mode, tmp_path)
         assert f.reads == bare.reads  # implicit caching's every-end write is the optimum here
         assert all(b > a for a, b in zip(f.reads[1:], f.reads[2:], strict=False))
-        assert all(body["instructions"].startswith("You are") for body in f.bodies)
-        assert f.write == bare.write
+        assert f.write == bare.write and f.input_tokens == bare.input_tokens
+        if mode == "safe":
+            assert all(body["instructions"].startswith("You are") for body in f.bodies)
+        else:
+            # auto moved the instructions of the first (stored) turn into a developer item;
+            # the chained turns do not send them again: the history starts with them.
+            assert f.bodies[0]["input"][0]["role"] == "developer"
+            assert all("instructions" not in body for body in f.bodies)
 
 
 def test_safe_keeps_instructions_and_pays_one_write_where_bare_pays_every_call(
@@ -119,6 +128,7 @@ def test_the_model_sees_the_same_prompt_and_answers_the_same(
         moved = client.responses.create(model="gpt-6.1-sol", **kw)
     finally:
         pc.close()
+        client.close()
         raw.close()
     sent = emu.calls[-1].request_body
     assert sent is not None and "instructions" not in sent
@@ -145,15 +155,41 @@ def test_instructions_move_only_where_no_stored_history_can_carry_them(
             return str(client.responses.create(model="gpt-6.1-sol", instructions=DOC, **kw).id)
 
         send(input=history)  # 0: history inline, the app keeps its own state: moved
-        first = send(input="Start.")  # 1: stored, could be chained: stays
-        send(input="Next.", previous_response_id=first)  # 2: chained: stays
-        send(input=history)  # 3: this app chains: inline history is no proof any more
-        send(input="x", store=False)  # 4: cannot be chained: moved
+        send(input="Start.")  # 1: stored, no chaining seen yet: moved (and remembered)
+        send(input="Other.", store=False)  # 2: not stored: moved
+        # 3: a stored response sent by an app that says it chains: instructions stay.
+        chained = OpenAIOptions(endpoint="openai", chained_responses="always")
+        with (
+            promptcache.PromptCache(
+                directory=tmp_path / "always",
+                response_cache=False,
+                restructure="auto",
+                clock=clock.now,
+                openai=chained,
+            ) as pc2,
+            openai.OpenAI(base_url=emu.openai_base_url, api_key="x", max_retries=0) as raw,
+        ):
+            c2 = pc2.wrap(raw)
+            kept = str(c2.responses.create(model="gpt-6.1-sol", instructions=DOC, input="A.").id)
+        send(input="Next.", previous_response_id=kept)  # 4: chained: stays
+        send(input=history)  # 5: this app chains: inline history is no proof any more
+        send(input="Start.")  # 6: chaining seen: a stored response keeps its instructions
+        send(input="x", store=False)  # 7: cannot be chained: moved
     finally:
         pc.close()
+        client.close()
     bodies = [c.request_body or {} for c in emu.calls]
-    assert [c.status for c in emu.calls] == [200] * 5
-    assert ["instructions" in b for b in bodies] == [False, True, True, True, False]
+    assert [c.status for c in emu.calls] == [200] * 8
+    assert ["instructions" in b for b in bodies] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
     # Where moved, the same text leads the input, once, and nothing else changed in it.
     assert bodies[0]["input"][0]["content"][0]["text"] == DOC
     texts = [
@@ -180,6 +216,7 @@ def test_instructions_stay_where_moving_gains_nothing_or_is_not_allowed(
         client.responses.create(model=model, instructions=instructions, input="Hello.")
     finally:
         pc.close()
+        client.close()
     sent = emu.calls[-1].request_body
     assert sent is not None and sent["instructions"] == instructions
     items = sent["input"]
@@ -228,6 +265,7 @@ def test_safe_stops_writing_when_the_instructions_change_every_call(
             clock.advance(60)
     finally:
         pc.close()
+        client.close()
     assert [c.cache_read_tokens for c in emu.calls] == [0] * 6
     writes = [c.cache_write_tokens for c in emu.calls]
     assert writes[0] > 0 and writes[1:] == [0] * 5

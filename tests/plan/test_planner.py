@@ -242,9 +242,16 @@ def test_responses_instructions_volatile_line_moves_to_a_trailing_developer_item
         "instructions": "Date: 2026-11-28\n" + LONG,
         "input": "hello",
     }
-    stored = DefaultPlanner("auto").rewrite(oai("gpt-6.1-sol", api=Api.OPENAI_RESPONSES), body)
-    assert stored.body["instructions"] == LONG  # a stored response may be chained: kept
+    chains = OpenAIOptions(chained_responses="always")
+    stored = DefaultPlanner("auto", openai=chains).rewrite(
+        oai("gpt-6.1-sol", api=Api.OPENAI_RESPONSES), body
+    )
+    assert stored.body["instructions"] == LONG  # the app chains stored responses: kept
     assert stored.body["input"][-1] == {"role": "developer", "content": "Date: 2026-11-28\n"}
+    # By default a stored response is moved too (a chained turn then does not resend them).
+    default = DefaultPlanner("auto").rewrite(oai("gpt-6.1-sol", api=Api.OPENAI_RESPONSES), body)
+    assert "instructions" not in default.body
+    assert default.body["input"][0]["content"][0]["text"] == LONG
     body["store"] = False
     rw = DefaultPlanner("auto").rewrite(oai("gpt-6.1-sol", api=Api.OPENAI_RESPONSES), body)
     # gpt-5.6+, not stored: the kept instructions lead the input as a developer message that

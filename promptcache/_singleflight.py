@@ -30,7 +30,7 @@ _SLICE = 0.1
 class Flight(Generic[T]):
     """One in-progress upstream call that others may wait for."""
 
-    __slots__ = ("_done", "_loops", "key", "owner", "progress", "result", "streaming")
+    __slots__ = ("_done", "_loops", "key", "lease", "owner", "progress", "result", "streaming")
 
     def __init__(self, key: str, owner: Hashable = None) -> None:
         self.key = key
@@ -41,6 +41,9 @@ class Flight(Generic[T]):
         self.streaming = False
         self.progress = 0.0
         self.result: T | None = None
+        # The distributed lock the leader holds for this key (``_store._flight.Lease``), if
+        # any: released when the flight finishes, ``done`` when there is a result.
+        self.lease: Any = None
         self._done = threading.Event()
         # Async followers: the future to resolve, and the loop that owns it.
         self._loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -135,6 +138,9 @@ class SingleFlight(Generic[T]):
                 del self._flights[flight.key]
             self.finished += 1
             flight._finish(result)
+        lease, flight.lease = flight.lease, None
+        if lease is not None:
+            lease.release(result is not None)
 
     def abandon(self, flight: Flight[T]) -> None:
         """Forget a flight whose leader stalled, so the next caller leads a new one.

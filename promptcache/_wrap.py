@@ -365,6 +365,7 @@ class PromptCache:
             planner, accountant = self.planner, self.accountant
             with self._lock:
                 if self._engine is None:
+                    from promptcache._store._flight import open_locks
                     from promptcache._transport import Engine
 
                     self._engine = Engine(
@@ -378,6 +379,7 @@ class PromptCache:
                         strict=self.strict,
                         clock=self._clock,
                         check_keys=os.environ.get("PROMPTCACHE_CHECK_KEYS", "") == "1",
+                        locks=open_locks(store),
                     )
         return self._engine
 

@@ -1,0 +1,225 @@
+"""Issue 12 item 2: distributed single-flight, across processes on one Redis or one directory.
+
+Workers are real processes (the real ``openai`` SDK, the emulator over HTTP with a latency
+model so an upstream call takes about 200 ms); the emulator's ``calls`` is the ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from promptcache.testing import Emulator, LatencyModel
+from tests.fleet.conftest import needs_redis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# One worker process: THREADS threads each ask every question (some streamed) at the same
+# moment (a wall-clock start time shared by every process), and report what they got.
+WORKER = """
+import json, sys, threading, time
+import openai
+from promptcache import PromptCache
+
+base_url, directory, store, threads, questions, start = sys.argv[1:7]
+questions = json.loads(questions)
+results, errors = [], []
+with PromptCache(directory, store=None if store == "disk" else store) as pc:
+    client = pc.wrap(openai.OpenAI(base_url=base_url, api_key="sk-fleet", max_retries=0))
+
+    def ask(question, stream):
+        messages = [{"role": "user", "content": question}]
+        if stream:
+            chunks = client.chat.completions.create(
+                model="gpt-4o", messages=messages, stream=True
+            )
+            return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        reply = client.chat.completions.create(model="gpt-4o", messages=messages)
+        return reply.choices[0].message.content
+
+    def run():
+        while time.time() < float(start):
+            time.sleep(0.002)
+        for i, question in enumerate(questions):
+            try:
+                results.append([question, ask(question, stream=i % 2 == 1)])
+            except Exception as exc:
+                errors.append(repr(exc))
+
+    print("go", flush=True)
+    pool = [threading.Thread(target=run) for _ in range(int(threads))]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+print(json.dumps({"results": results, "errors": errors}))
+"""
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTCACHE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def _spawn(
+    emu: Emulator,
+    directory: Path,
+    store: str,
+    threads: int,
+    questions: list[str],
+    start: float,
+    **env: str,
+) -> subprocess.Popen[str]:
+    args = [emu.openai_base_url, str(directory), store, str(threads), json.dumps(questions)]
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, *args, str(start)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(**env),
+        cwd=ROOT,
+    )
+
+
+def _result(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    lines = [line for line in out.splitlines() if line != "go"]
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+@pytest.fixture()
+def slow_emulator() -> Any:
+    """An emulator whose answers take about 200 ms (a real provider's first token)."""
+    with Emulator(latency=LatencyModel(base_s=0.2, per_output_token_s=0.001)) as emu:
+        yield emu
+
+
+def _flush(url: str) -> None:
+    server = redis.Redis.from_url(url)
+    server.flushdb()
+    server.close()
+
+
+def _run_fleet(
+    emu: Emulator, tmp_path: Path, store: str, processes: int, threads: int, *, shared_dir: bool
+) -> tuple[float, int]:
+    questions = ["fleet question one", "fleet question two", "fleet question three"]
+    # Far enough ahead for every process to import the SDK (2 shared cores) before it.
+    start = time.time() + 3.0 + 0.4 * processes
+    procs = [
+        _spawn(
+            emu,
+            tmp_path / ("shared" if shared_dir else f"machine-{i}"),
+            store,
+            threads,
+            questions,
+            start,
+        )
+        for i in range(processes)
+    ]
+    results = [_result(p) for p in procs]
+    elapsed = time.time() - start
+    assert [r["errors"] for r in results] == [[]] * processes
+    answers: dict[str, set[str]] = {}
+    for r in results:
+        assert len(r["results"]) == threads * len(questions)
+        for question, content in r["results"]:
+            answers.setdefault(question, set()).add(content)
+    # Every caller got the same answer per question, and the provider answered each once.
+    assert all(len(v) == 1 for v in answers.values()) and len(answers) == 3
+    served = [c for c in emu.calls if c.api == "openai.chat"]
+    assert len(served) == len(questions)
+    return elapsed, processes * threads * len(questions)
+
+
+@needs_redis
+@pytest.mark.process
+def test_processes_on_one_redis_make_one_upstream_call_per_request(
+    redis_url: str, slow_emulator: Emulator, tmp_path: Path
+) -> None:
+    _flush(redis_url)
+    _run_fleet(slow_emulator, tmp_path, redis_url, 4, 4, shared_dir=False)
+
+
+@pytest.mark.process
+def test_processes_sharing_a_directory_make_one_upstream_call_per_request(
+    slow_emulator: Emulator, tmp_path: Path
+) -> None:
+    _run_fleet(slow_emulator, tmp_path, "disk", 4, 4, shared_dir=True)
+
+
+@needs_redis
+@pytest.mark.load
+@pytest.mark.process
+def test_8_processes_by_4_threads_on_one_redis(
+    redis_url: str, slow_emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _flush(redis_url)
+    elapsed, calls = _run_fleet(slow_emulator, tmp_path, redis_url, 8, 4, shared_dir=False)
+    with capsys.disabled():
+        print(f"\n8 processes x 4 threads: {calls} calls in {elapsed:.2f} s, 3 upstream")
+
+
+def _killed_leader(emu: Emulator, tmp_path: Path, store: str, shared_dir: bool) -> float:
+    """Start a leader, then a follower; SIGKILL the leader; return the follower's delay."""
+    question = ["a question whose leader dies"]
+    env = {"PROMPTCACHE_LOCK_LEASE": "0.5"}
+    leader = _spawn(emu, tmp_path / "a", store, 1, question, 0, **env)
+    assert leader.stdout is not None
+    assert leader.stdout.readline().strip() == "go"
+    time.sleep(0.3)  # the leader holds the lock and waits for the provider
+    follower = _spawn(emu, tmp_path / ("a" if shared_dir else "b"), store, 1, question, 0, **env)
+    assert follower.stdout is not None
+    assert follower.stdout.readline().strip() == "go"
+    time.sleep(0.3)  # the follower is waiting for the leader
+    assert leader.poll() is None, "the leader finished before it could be killed"
+    os.kill(leader.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    leader.communicate()
+    result = _result(follower)
+    delay = time.monotonic() - killed
+    assert result["errors"] == []
+    assert result["results"][0][1]
+    return delay
+
+
+@pytest.fixture()
+def very_slow_emulator() -> Any:
+    """Answers take 2 s: long enough to kill a leader mid-call."""
+    with Emulator(latency=LatencyModel(base_s=2.0, per_output_token_s=0.0)) as emu:
+        yield emu
+
+
+@needs_redis
+@pytest.mark.process
+def test_a_killed_leader_frees_its_redis_followers_within_the_lease(
+    redis_url: str, very_slow_emulator: Emulator, tmp_path: Path
+) -> None:
+    _flush(redis_url)
+    delay = _killed_leader(very_slow_emulator, tmp_path, redis_url, shared_dir=False)
+    # The lease (0.5 s) runs out, the follower leads and waits for its own 2 s call; without
+    # the lease it would wait the whole bounded wait (60 s).
+    assert delay < 0.5 + 2.0 + 2.0
+    # Two requests reached the provider: the dead leader's and the follower's.
+    assert len([c for c in very_slow_emulator.calls if c.api == "openai.chat"]) <= 2
+
+
+@pytest.mark.process
+def test_a_killed_leader_frees_its_disk_followers_at_once(
+    very_slow_emulator: Emulator, tmp_path: Path
+) -> None:
+    delay = _killed_leader(very_slow_emulator, tmp_path, "disk", shared_dir=True)
+    assert delay < 2.0 + 2.0  # the kernel dropped the flock: no lease to wait out

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import redis
 
+from promptcache._fleetledger import open_fleet
+from promptcache._ledger import Ledger
 from promptcache.testing import Emulator, LatencyModel
 from tests.fleet.conftest import needs_redis
 
@@ -28,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
 import json, sys, threading, time
 import openai
+import promptcache
 from promptcache import PromptCache
 
 base_url, directory, store, threads, questions, start = sys.argv[1:7]
@@ -51,7 +54,8 @@ with PromptCache(directory, store=None if store == "disk" else store) as pc:
             time.sleep(0.002)
         for i, question in enumerate(questions):
             try:
-                results.append([question, ask(question, stream=i % 2 == 1)])
+                with promptcache.tag(f"q{i}"):
+                    results.append([question, ask(question, stream=i % 2 == 1)])
             except Exception as exc:
                 errors.append(repr(exc))
 
@@ -142,7 +146,34 @@ def _run_fleet(
     assert all(len(v) == 1 for v in answers.values()) and len(answers) == 3
     served = [c for c in emu.calls if c.api == "openai.chat"]
     assert len(served) == len(questions)
+    if store != "disk":
+        _check_fleet_ledger(tmp_path, store, processes, processes * threads * len(questions))
     return elapsed, processes * threads * len(questions)
+
+
+def _check_fleet_ledger(tmp_path: Path, store: str, processes: int, calls: int) -> None:
+    """No record lost: the fleet ledger in Redis sums exactly the machines' own ledgers."""
+    local = [Ledger(tmp_path / f"machine-{i}", rollup_after_days=None) for i in range(processes)]
+    try:
+        totals = [ledger.summary() for ledger in local]
+    finally:
+        for ledger in local:
+            ledger.close()
+    view = open_fleet(tmp_path, store)
+    try:
+        fleet = view.summary()
+        by_tag = view.group_by("tag")
+    finally:
+        view.store.close()
+    assert fleet.requests == sum(t.requests for t in totals) == calls
+    assert fleet.local_hits == sum(t.local_hits for t in totals) == calls - 3
+    assert fleet.input_tokens == sum(t.input_tokens for t in totals) > 0
+    assert fleet.output_tokens == sum(t.output_tokens for t in totals)
+    assert fleet.cost_known == sum(t.cost_known for t in totals) > 0
+    # The streamed question's usage is unknown (no include_usage): counted, never as $0.
+    assert fleet.unknown_cost_requests == sum(t.unknown_cost_requests for t in totals) == 1
+    assert sorted(by_tag) == ["q0", "q1", "q2"]
+    assert sum(g.requests for g in by_tag.values()) == calls
 
 
 @needs_redis

@@ -26,7 +26,7 @@ after a lost reply is applied once, so sending it again (the store's retries, or
 cycle after an outage) is safe. A batch is dropped only once Redis said it has it; while Redis
 is down, batches wait in memory up to :data:`MAX_PENDING_FIELDS` fields, then the oldest are
 dropped and counted (:attr:`FleetLedger.dropped`). At exit (and ``PromptCache.close``) the
-pending batches are sent, with the store's short timeouts.
+pending batches are sent once, with the store's short timeouts (a dead Redis loses them then).
 
 Reading (:meth:`FleetLedger.view`) loads the aggregates of the asked period into an in-memory
 SQLite table with the local ledger's schema, and runs the local ledger's own sums over it: the
@@ -226,9 +226,9 @@ class FleetLedger:
             time.sleep(0.05)
         return True
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Send what is left and stop the thread."""
-        self.flush(timeout)
+    def close(self) -> None:
+        """Send what is left (one attempt: a dead Redis must not hold up exit) and stop."""
+        self.send()
         with self._lock:
             self._closed = True
         self._wake.set()
@@ -386,7 +386,7 @@ def _after_fork() -> None:
 
 def _at_exit() -> None:
     for fleet in list(_live):
-        fleet.flush(2.0)
+        fleet.send()  # one attempt, with the store's short timeouts
 
 
 if hasattr(os, "register_at_fork"):

@@ -400,7 +400,7 @@ class PromptCache:
         self.engine  # noqa: B018  (attaches this process's sending side)
         fleet = getattr(self.accountant, "fleet", None)
         if fleet is not None:
-            fleet.flush()  # this process's latest calls included
+            fleet.send()  # this process's latest calls included
         return FleetView(redis_store)
 
     def _shared_store(self) -> SafeStore | None:

@@ -6,22 +6,26 @@ model so an upstream call takes about 200 ms); the emulator's ``calls`` is the g
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 import redis
 
+from promptcache import PromptCache
 from promptcache._fleetledger import open_fleet
 from promptcache._ledger import Ledger
 from promptcache.testing import Emulator, LatencyModel
-from tests.fleet.conftest import needs_redis
+from tests.fleet.conftest import REDIS, needs_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -254,3 +258,76 @@ def test_a_killed_leader_frees_its_disk_followers_at_once(
 ) -> None:
     delay = _killed_leader(very_slow_emulator, tmp_path, "disk", shared_dir=True)
     assert delay < 2.0 + 2.0  # the kernel dropped the flock: no lease to wait out
+
+
+# --- in one process: two PromptCache objects are two "machines" (each its own single-flight) ---
+
+
+def _two_caches(tmp_path: Path, store: str) -> tuple[PromptCache, PromptCache]:
+    if store == "disk":  # one directory shared, as processes on one machine share it
+        return PromptCache(tmp_path / "shared"), PromptCache(tmp_path / "shared")
+    return PromptCache(tmp_path / "a", store=store), PromptCache(tmp_path / "b", store=store)
+
+
+@pytest.mark.parametrize("backend", ["redis", "disk"])
+async def test_async_callers_of_two_caches_share_one_upstream_call(
+    backend: str, request: pytest.FixtureRequest, slow_emulator: Emulator, tmp_path: Path
+) -> None:
+    store = "disk"
+    if backend == "redis":
+        if REDIS is None:
+            pytest.skip("redis-server is not installed")
+        store = request.getfixturevalue("redis_url")
+        _flush(store)
+    a, b = _two_caches(tmp_path, store)
+    bare = [openai.AsyncOpenAI(base_url=slow_emulator.openai_base_url, api_key="sk-1")] * 2
+    with a, b:
+        clients = [pc.wrap(c) for pc, c in zip((a, b), bare, strict=True)]
+        messages: Any = [{"role": "user", "content": "asked by two machines at once"}]
+        replies = await asyncio.gather(
+            *(c.chat.completions.create(model="gpt-4o", messages=messages) for c in clients)
+        )
+    await bare[0].close()
+    assert replies[0].id == replies[1].id
+    assert len(slow_emulator.calls) == 1
+
+
+@pytest.mark.parametrize("backend", ["redis", "disk"])
+def test_a_failed_leader_hands_over_at_once(
+    backend: str, request: pytest.FixtureRequest, slow_emulator: Emulator, tmp_path: Path
+) -> None:
+    store = "disk"
+    if backend == "redis":
+        if REDIS is None:
+            pytest.skip("redis-server is not installed")
+        store = request.getfixturevalue("redis_url")
+        _flush(store)
+    slow_emulator.inject("server_error", times=1)
+    a, b = _two_caches(tmp_path, store)
+    outcome: dict[str, Any] = {}
+
+    def ask(name: str, pc: PromptCache) -> None:
+        bare = openai.OpenAI(base_url=slow_emulator.openai_base_url, api_key="sk-1", max_retries=0)
+        client = pc.wrap(bare)
+        start = time.monotonic()
+        try:
+            reply = client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "the leader fails"}]
+            )
+            outcome[name] = reply.choices[0].message.content
+        except openai.InternalServerError as exc:
+            outcome[name] = exc
+        outcome[name + " s"] = time.monotonic() - start
+        bare.close()
+
+    with a, b:
+        leader = threading.Thread(target=ask, args=("leader", a))
+        leader.start()
+        time.sleep(0.05)  # the leader holds the lock, its request on the way
+        ask("follower", b)
+        leader.join()
+    assert isinstance(outcome["leader"], openai.InternalServerError)
+    assert isinstance(outcome["follower"], str)
+    # Released as failed: the follower went upstream at once, not after the 60 s wait.
+    assert outcome["follower s"] < 3.0
+    assert len(slow_emulator.calls) == 2

@@ -30,9 +30,9 @@ from tests.fleet.conftest import REDIS, needs_redis
 ROOT = Path(__file__).resolve().parents[2]
 
 # One worker process: THREADS threads each ask every question (some streamed) at the same
-# moment (a wall-clock start time shared by every process), and report what they got.
+# moment (when the file ``start`` appears: every process is ready), and report what they got.
 WORKER = """
-import json, sys, threading, time
+import json, os, sys, threading, time
 import openai
 import promptcache
 from promptcache import PromptCache
@@ -54,7 +54,7 @@ with PromptCache(directory, store=None if store == "disk" else store) as pc:
         return reply.choices[0].message.content
 
     def run():
-        while time.time() < float(start):
+        while not os.path.exists(start):
             time.sleep(0.002)
         for i, question in enumerate(questions):
             try:
@@ -69,7 +69,8 @@ with PromptCache(directory, store=None if store == "disk" else store) as pc:
         t.start()
     for t in pool:
         t.join()
-print(json.dumps({"results": results, "errors": errors}))
+    done = time.time()
+print(json.dumps({"results": results, "errors": errors, "done": done}))
 """
 
 
@@ -86,7 +87,7 @@ def _spawn(
     store: str,
     threads: int,
     questions: list[str],
-    start: float,
+    start: Path,
     **env: str,
 ) -> subprocess.Popen[str]:
     args = [emu.openai_base_url, str(directory), store, str(threads), json.dumps(questions)]
@@ -125,8 +126,7 @@ def _run_fleet(
     emu: Emulator, tmp_path: Path, store: str, processes: int, threads: int, *, shared_dir: bool
 ) -> tuple[float, int]:
     questions = ["fleet question one", "fleet question two", "fleet question three"]
-    # Far enough ahead for every process to import the SDK (2 shared cores) before it.
-    start = time.time() + 3.0 + 0.4 * processes
+    start = tmp_path / "start"
     procs = [
         _spawn(
             emu,
@@ -138,8 +138,13 @@ def _run_fleet(
         )
         for i in range(processes)
     ]
+    for proc in procs:  # every process has imported the SDK and is ready
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "go"
+    began = time.time()
+    start.touch()
     results = [_result(p) for p in procs]
-    elapsed = time.time() - start
+    elapsed = max(r["done"] for r in results) - began  # until the last call's end
     assert [r["errors"] for r in results] == [[]] * processes
     answers: dict[str, set[str]] = {}
     for r in results:
@@ -212,11 +217,11 @@ def _killed_leader(emu: Emulator, tmp_path: Path, store: str, shared_dir: bool) 
     """Start a leader, then a follower; SIGKILL the leader; return the follower's delay."""
     question = ["a question whose leader dies"]
     env = {"PROMPTCACHE_LOCK_LEASE": "0.5"}
-    leader = _spawn(emu, tmp_path / "a", store, 1, question, 0, **env)
+    leader = _spawn(emu, tmp_path / "a", store, 1, question, ROOT, **env)
     assert leader.stdout is not None
     assert leader.stdout.readline().strip() == "go"
     time.sleep(0.3)  # the leader holds the lock and waits for the provider
-    follower = _spawn(emu, tmp_path / ("a" if shared_dir else "b"), store, 1, question, 0, **env)
+    follower = _spawn(emu, tmp_path / ("a" if shared_dir else "b"), store, 1, question, ROOT, **env)
     assert follower.stdout is not None
     assert follower.stdout.readline().strip() == "go"
     time.sleep(0.3)  # the follower is waiting for the leader
@@ -245,6 +250,7 @@ def test_a_killed_leader_frees_its_redis_followers_within_the_lease(
 ) -> None:
     _flush(redis_url)
     delay = _killed_leader(very_slow_emulator, tmp_path, redis_url, shared_dir=False)
+    print(f"\nRedis: follower answered {delay:.2f} s after its leader's SIGKILL")
     # The lease (0.5 s) runs out, the follower leads and waits for its own 2 s call; without
     # the lease it would wait the whole bounded wait (60 s).
     assert delay < 0.5 + 2.0 + 2.0
@@ -257,6 +263,7 @@ def test_a_killed_leader_frees_its_disk_followers_at_once(
     very_slow_emulator: Emulator, tmp_path: Path
 ) -> None:
     delay = _killed_leader(very_slow_emulator, tmp_path, "disk", shared_dir=True)
+    print(f"\ndisk: follower answered {delay:.2f} s after its leader's SIGKILL")
     assert delay < 2.0 + 2.0  # the kernel dropped the flock: no lease to wait out
 
 

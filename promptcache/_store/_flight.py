@@ -24,6 +24,7 @@ file that cannot be opened) means going upstream without a lock: a call is never
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -53,6 +54,10 @@ log = logging.getLogger("promptcache")
 _BUCKETS: Final = 4096
 _FIRST_POLL: Final = 0.01
 _MAX_POLL: Final = 0.25
+#: Seconds without a chunk pulled after which a streaming leader gives its lock up (as the
+#: in-process followers of a stalled stream stop waiting: ``Engine.stream_stall``).
+STALL: Final = 1.0
+_TICK: Final = 0.25
 _DONE: Final = b"done"
 #: Redis locks are ``promptcache-lock:<keyspace id>:<key>``.
 LOCK_PREFIX: Final = "promptcache-lock:"
@@ -120,13 +125,16 @@ class LockOptions:
 class Lease:
     """A held lock; :meth:`release` once, with whether an entry was stored."""
 
-    __slots__ = ("_locks", "key", "released", "token")
+    __slots__ = ("_locks", "flight", "key", "released", "token")
 
     def __init__(self, locks: Locks, key: str, token: Any) -> None:
         self._locks = locks
         self.key = key
         self.token = token
         self.released = False
+        #: The in-process flight this lease covers (set by ``Flight.lease``): a stalled
+        #: stream gives its lock up.
+        self.flight: Any = None
 
     def release(self, success: bool) -> None:
         """Hand the lock on (never raises: followers then wait for the lease to expire)."""
@@ -134,6 +142,7 @@ class Lease:
             return
         self.released = True
         self._locks.mine.discard(self.key)
+        self._locks.keeper.forget(self)
         try:
             self._locks.release(self, success)
         except Exception as exc:
@@ -157,7 +166,14 @@ class Locks:
         #: first leader is a stream nobody reads yet, or was abandoned as stalled) must not
         #: wait for a lock its own process holds: it goes upstream, as without these locks.
         self.mine: set[str] = set()
+        self.keeper = _Keeper(self)
         _live.add(self)
+
+    def renew(self, lease: Lease) -> None:
+        """Extend a held lease (nothing to do for a flock: it lasts while its process does)."""
+
+    def send_release(self, lease: Lease, success: bool) -> None:
+        """Release on the keeper's thread (backends that release off the call path)."""
 
     # Backend hooks: ``_try`` returns a Lease (the caller leads), or a state: "done" (a leader
     # succeeded), "held" (someone leads), "free-after-wait" handled by the backend.
@@ -231,7 +247,6 @@ class RedisLocks(Locks):
     def __init__(self, store: RedisStore, options: LockOptions) -> None:
         super().__init__(options)
         self.store = store
-        self._renewer = _Renewer(self)
 
     def _full(self, key: str) -> str:
         # Outside the entries' ``promptcache:`` prefix, so that entry counts (``cache stats``)
@@ -250,14 +265,14 @@ class RedisLocks(Locks):
         )
         if got == 1:
             lease = Lease(self, key, token)
-            self._renewer.add(lease)
+            self.keeper.add(lease)
             return lease
         return "done" if bytes(got) == _DONE else "held"
 
     def release(self, lease: Lease, success: bool) -> None:
-        # Off the call path: the renewer thread sends it (a stream's last chunk, an answer on
+        # Off the call path: the keeper thread sends it (a stream's last chunk, an answer on
         # the event loop never wait for Redis).
-        self._renewer.release(lease, success)
+        self.keeper.send(lease, success)
 
     def send_release(self, lease: Lease, success: bool) -> None:
         client: Any = self.store.client  # redis-py's eval is untyped
@@ -278,13 +293,20 @@ class RedisLocks(Locks):
         )
 
 
-class _Renewer:
-    """One daemon thread per store: renews held leases, sends releases; ends when idle."""
+class _Keeper:
+    """One daemon thread per lock table, while it holds leases; ends when it holds none.
 
-    def __init__(self, locks: RedisLocks) -> None:
+    It renews Redis leases every third of a lease, sends Redis releases (off the call path),
+    and gives up the lock of a streaming leader whose reader has not pulled a chunk for
+    :data:`STALL` seconds (the reader may be waiting for something else, even for one of
+    the followers): the followers then go upstream themselves, as the in-process followers
+    of a stalled stream do.
+    """
+
+    def __init__(self, locks: Locks) -> None:
         self.locks = locks
         self._reset()
-        _renewers.add(self)
+        _keepers.add(self)
 
     def _reset(self) -> None:
         self._cond = threading.Condition(threading.Lock())
@@ -297,9 +319,12 @@ class _Renewer:
             self._held[id(lease)] = lease
             self._start()
 
-    def release(self, lease: Lease, success: bool) -> None:
+    def forget(self, lease: Lease) -> None:
         with self._cond:
             self._held.pop(id(lease), None)
+
+    def send(self, lease: Lease, success: bool) -> None:
+        with self._cond:
             self._releases.append((lease, success))
             self._start()
             self._cond.notify_all()
@@ -318,7 +343,7 @@ class _Renewer:
                     if not self._held:
                         self._thread = None
                         return
-                    self._cond.wait(max(0.0, next_renew - time.monotonic()))
+                    self._cond.wait(min(_TICK, max(0.0, next_renew - time.monotonic())))
                 releases, self._releases = self._releases, []
                 held = list(self._held.values())
             for lease, success in releases:
@@ -326,9 +351,15 @@ class _Renewer:
                     self.locks.send_release(lease, success)
                 except Exception as exc:  # the lease then expires on its own
                     log.info("promptcache: lock release for %s failed: %r", lease.key, exc)
+            for lease in held:
+                flight = lease.flight
+                if flight is not None and flight.stalled(STALL):
+                    lease.release(False)
             if time.monotonic() >= next_renew:
                 next_renew = time.monotonic() + period
                 for lease in held:
+                    if lease.released:
+                        continue
                     try:
                         self.locks.renew(lease)
                     except Exception as exc:
@@ -346,6 +377,9 @@ class FileLocks(Locks):
         super().__init__(options)
         self.directory = directory
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        #: Descriptors of held locks: a forked child closes its copies (it must not keep its
+        #: parent's flock alive after the parent released it).
+        self.held: set[int] = set()
 
     def _path(self, key: str) -> Path:
         bucket = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest()) % _BUCKETS
@@ -373,10 +407,16 @@ class FileLocks(Locks):
         except BaseException:
             os.close(fd)  # closing releases the flock
             raise
-        return Lease(self, key, fd)
+        self.held.add(fd)
+        lease = Lease(self, key, fd)
+        self.keeper.add(lease)  # watched for a stalled stream
+        return lease
 
     def release(self, lease: Lease, success: bool) -> None:
         fd: int = lease.token
+        if fd not in self.held:
+            return  # a forked child's copy of its parent's lease: the parent releases it
+        self.held.discard(fd)
         try:
             if success:
                 _write(fd, b"done " + lease.key.encode())
@@ -414,15 +454,22 @@ def open_locks(store: SafeStore | None) -> Locks | None:
     return None  # memory store: one process; a user's own Store: unknown sharing
 
 
-_renewers: weakref.WeakSet[_Renewer] = weakref.WeakSet()
+_keepers: weakref.WeakSet[_Keeper] = weakref.WeakSet()
 _live: weakref.WeakSet[Locks] = weakref.WeakSet()
 
 
 def _after_fork() -> None:
-    for renewer in list(_renewers):
-        renewer._after_fork()
+    for keeper in list(_keepers):
+        keeper._after_fork()
     for locks in list(_live):
         locks.mine = set()
+        if isinstance(locks, FileLocks):
+            # Closing our copies leaves the parent's locks held by the parent (a flock lasts
+            # while any descriptor of its open file description is open), never unlocks them.
+            for fd in locks.held:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            locks.held = set()
 
 
 if hasattr(os, "register_at_fork"):

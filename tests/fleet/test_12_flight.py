@@ -338,3 +338,33 @@ def test_a_failed_leader_hands_over_at_once(
     # Released as failed: the follower went upstream at once, not after the 60 s wait.
     assert outcome["follower s"] < 3.0
     assert len(slow_emulator.calls) == 2
+
+
+@pytest.mark.parametrize("backend", ["redis", "disk"])
+def test_a_stalled_stream_leader_gives_its_lock_up(
+    backend: str, request: pytest.FixtureRequest, slow_emulator: Emulator, tmp_path: Path
+) -> None:
+    store = "disk"
+    if backend == "redis":
+        if REDIS is None:
+            pytest.skip("redis-server is not installed")
+        store = request.getfixturevalue("redis_url")
+        _flush(store)
+    a, b = _two_caches(tmp_path, store)
+    bare = openai.OpenAI(base_url=slow_emulator.openai_base_url, api_key="sk-1", max_retries=0)
+    messages: Any = [{"role": "user", "content": "a stream nobody reads"}]
+    with a, b:
+        stream = a.wrap(bare).chat.completions.create(
+            model="gpt-4o", messages=messages, stream=True
+        )
+        next(iter(stream))  # the leader's reader pulls one chunk, then stops reading
+        start = time.monotonic()
+        reply = b.wrap(bare).chat.completions.create(model="gpt-4o", messages=messages, stream=True)
+        chunks = list(reply)
+        waited = time.monotonic() - start
+        stream.close()
+    bare.close()
+    assert chunks
+    # The lock went after about a second without progress, not after the 60 s wait.
+    assert waited < 4.0
+    assert len(slow_emulator.calls) == 2

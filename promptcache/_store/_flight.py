@@ -12,9 +12,11 @@ leader for a key asks here. Then, per cache key:
   of a lease, so a long stream keeps its lock; a leader killed with SIGKILL stops renewing and
   its lease expires.
 - **Disk store**: ``flock`` on one of 4096 lock files per directory (a bucket of the key's
-  hash). The kernel releases a flock when its process dies, SIGKILL included. The leader writes
-  ``lead <key>`` into the file and ``done <key>`` before unlocking after a success, which plays
-  the role of Redis' ``done`` value.
+  hash). The kernel releases a flock when its process dies, SIGKILL included. The leader
+  writes ``done <key>`` into the file before unlocking after a success (``fail`` after a
+  failure), which plays the role of Redis' ``done`` value. (A leader killed right after an
+  earlier success for the same key in that bucket leaves that ``done`` behind: its followers
+  then wait the grace period before going upstream.)
 
 Followers poll the store for the leader's entry with backoff (10 ms growing to 250 ms, with
 jitter) and go upstream themselves after :attr:`LockOptions.wait` seconds, when the leader
@@ -58,6 +60,7 @@ _MAX_POLL: Final = 0.25
 #: in-process followers of a stalled stream stop waiting: ``Engine.stream_stall``).
 STALL: Final = 1.0
 _TICK: Final = 0.25
+_IDLE: Final = 2.0
 _DONE: Final = b"done"
 #: Redis locks are ``promptcache-lock:<keyspace id>:<key>``.
 LOCK_PREFIX: Final = "promptcache-lock:"
@@ -337,12 +340,20 @@ class _Keeper:
     def _run(self) -> None:
         period = self.locks.options.lease / 3
         next_renew = time.monotonic() + period
+        idle = 0.0
         while True:
             with self._cond:
-                if not self._releases:
-                    if not self._held:
+                if not self._releases and not self._held:
+                    # Linger a moment (polling, never woken by ``add``): a busy process takes
+                    # leases all the time, and a thread started for each costs more than the
+                    # lock itself.
+                    idle = idle or time.monotonic()
+                    if time.monotonic() - idle >= _IDLE:
                         self._thread = None
                         return
+                else:
+                    idle = 0.0
+                if not self._releases:
                     self._cond.wait(min(_TICK, max(0.0, next_renew - time.monotonic())))
                 releases, self._releases = self._releases, []
                 held = list(self._held.values())
@@ -397,16 +408,16 @@ class FileLocks(Locks):
         except BaseException:
             os.close(fd)
             raise
-        try:
-            if waited and os.pread(fd, 4096, 0) == b"done " + key.encode():
+        if waited:
+            try:
+                state = os.pread(fd, 4096, 0).partition(b"\n")[0]
+            except BaseException:
+                os.close(fd)  # closing releases the flock
+                raise
+            if state == b"done " + key.encode():
                 # The leader for this key succeeded a moment ago: wait for its entry unlocked.
-                fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
                 return "done"
-            _write(fd, b"lead " + key.encode())
-        except BaseException:
-            os.close(fd)  # closing releases the flock
-            raise
         self.held.add(fd)
         lease = Lease(self, key, fd)
         self.keeper.add(lease)  # watched for a stalled stream
@@ -418,15 +429,10 @@ class FileLocks(Locks):
             return  # a forked child's copy of its parent's lease: the parent releases it
         self.held.discard(fd)
         try:
-            if success:
-                _write(fd, b"done " + lease.key.encode())
+            # A line, so that a longer older one beyond it needs no truncating.
+            os.pwrite(fd, (b"done " + lease.key.encode() if success else b"fail") + b"\n", 0)
         finally:
             os.close(fd)  # releases the flock
-
-
-def _write(fd: int, data: bytes) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, data, 0)
 
 
 def _inner_store(store: SafeStore) -> Any:

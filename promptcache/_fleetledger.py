@@ -168,10 +168,13 @@ class FleetLedger:
             self._wake.wait(INTERVAL)
             self._wake.clear()
             with self._lock:
+                if self._closed:  # close() made the last attempt
+                    self._thread = None
+                    return
                 busy = bool(self._sums or self._pending)
                 if not busy:
                     idle += INTERVAL
-                    if idle >= _IDLE or self._closed:
+                    if idle >= _IDLE:
                         self._thread = None
                         return
                     continue

@@ -542,6 +542,8 @@ class PromptCache:
         twice is harmless.
         """
         self._closed = True
+        if self._engine is not None and self._engine.locks is not None:
+            self._engine.locks.close()
         closer = getattr(self._accountant, "close", None)
         if callable(closer):
             closer()

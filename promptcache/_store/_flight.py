@@ -172,6 +172,10 @@ class Locks:
         self.keeper = _Keeper(self)
         _live.add(self)
 
+    def close(self) -> None:
+        """Let the keeper thread end (held leases are still released by their flights)."""
+        self.keeper.stop()
+
     def renew(self, lease: Lease) -> None:
         """Extend a held lease (nothing to do for a flock: it lasts while its process does)."""
 
@@ -316,6 +320,13 @@ class _Keeper:
         self._held: dict[int, Lease] = {}
         self._releases: list[tuple[Lease, bool]] = []
         self._thread: threading.Thread | None = None
+        self._stop = False
+
+    def stop(self) -> None:
+        """End the thread once it holds nothing (``PromptCache.close``); ``add`` restarts it."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
 
     def add(self, lease: Lease) -> None:
         with self._cond:
@@ -333,6 +344,7 @@ class _Keeper:
             self._cond.notify_all()
 
     def _start(self) -> None:
+        self._stop = False
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="promptcache-locks", daemon=True)
             self._thread.start()
@@ -348,7 +360,7 @@ class _Keeper:
                     # leases all the time, and a thread started for each costs more than the
                     # lock itself.
                     idle = idle or time.monotonic()
-                    if time.monotonic() - idle >= _IDLE:
+                    if self._stop or time.monotonic() - idle >= _IDLE:
                         self._thread = None
                         return
                 else:

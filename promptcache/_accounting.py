@@ -33,6 +33,7 @@ from promptcache._pricing import ModelPrice, PriceBook, infer_provider, provider
 from promptcache._usage import decode
 
 if TYPE_CHECKING:
+    from promptcache._fleetledger import FleetLedger
     from promptcache._otel import OtelMetrics
 
 __all__ = ["META_VERSION", "LedgerAccountant"]
@@ -90,6 +91,8 @@ class LedgerAccountant:
         self._clock = clock
         self._metrics = metrics
         self._book = PriceBook(prices)
+        #: The fleet ledger (a Redis store): every record is also summed there.
+        self.fleet: FleetLedger | None = None
         self.ledger = Ledger(
             directory,
             clock=clock,
@@ -185,9 +188,13 @@ class LedgerAccountant:
 
     def _append(self, record: Record) -> None:
         self.ledger.append(record)
+        if self.fleet is not None:  # summed in memory; a thread sends it to Redis
+            self.fleet.add(record)
         if self._metrics is not None:
             self._metrics.record(record)
 
     def close(self) -> None:
         """Fold the ledger and release its files (never raises: see ``Ledger.close``)."""
+        if self.fleet is not None:
+            self.fleet.close()
         self.ledger.close()

@@ -18,10 +18,13 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from promptcache._errors import ConfigError
 from promptcache._ledger import Ledger, Summary
+
+if TYPE_CHECKING:
+    from promptcache._fleetledger import FleetView
 
 __all__ = ["configure", "parse_when", "render", "run"]
 
@@ -33,6 +36,9 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``report`` options to its subparser."""
     parser.add_argument("--dir", help="PromptCache directory (default: $PROMPTCACHE_DIR)")
+    parser.add_argument(
+        "--store", help="a Redis store URL: report the whole fleet's ledger, summed per minute"
+    )
     parser.add_argument(
         "--since", help="only calls since: 7d, 12h, 30m, 'today' or an ISO date/datetime (UTC)"
     )
@@ -158,7 +164,7 @@ def _chart(days: dict[str, Summary], width: int = 32) -> list[str]:
     return lines
 
 
-def render(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> None:
+def render(ledger: Ledger | FleetView, args: argparse.Namespace, out: TextIO) -> None:
     """Print the table (and chart) for ``args`` to ``out``."""
     since = parse_when(args.since) if args.since else None
     until = parse_when(args.until) if args.until else None
@@ -245,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"promptcache report: {exc}", file=sys.stderr)
         return 2
+    if args.store:
+        return _run_fleet(directory, args)
     if not _has_ledger(directory):
         # Reading must not create a ledger (or a directory) where there is none.
         if not args.json:
@@ -265,6 +273,25 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         ledger.close()
+    return 0
+
+
+def _run_fleet(directory: Path, args: argparse.Namespace) -> int:
+    from promptcache._errors import StoreError
+    from promptcache._fleetledger import open_fleet
+
+    try:
+        view = open_fleet(directory, args.store)
+    except ConfigError as exc:
+        print(f"promptcache report: {exc}", file=sys.stderr)
+        return 1
+    try:
+        render(view, args, sys.stdout)
+    except (ConfigError, StoreError) as exc:
+        print(f"promptcache report: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        view.store.close()
     return 0
 
 

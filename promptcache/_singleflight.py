@@ -30,7 +30,7 @@ _SLICE = 0.1
 class Flight(Generic[T]):
     """One in-progress upstream call that others may wait for."""
 
-    __slots__ = ("_done", "_loops", "key", "owner", "progress", "result", "streaming")
+    __slots__ = ("_done", "_lease", "_loops", "key", "owner", "progress", "result", "streaming")
 
     def __init__(self, key: str, owner: Hashable = None) -> None:
         self.key = key
@@ -41,9 +41,23 @@ class Flight(Generic[T]):
         self.streaming = False
         self.progress = 0.0
         self.result: T | None = None
+        # The distributed lock the leader holds for this key (``_store._flight.Lease``), if
+        # any: released when the flight finishes, ``done`` when there is a result.
+        self._lease: Any = None
         self._done = threading.Event()
         # Async followers: the future to resolve, and the loop that owns it.
         self._loops: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    @property
+    def lease(self) -> Any:
+        """The distributed lock held for this flight (``_store._flight.Lease``) or ``None``."""
+        return self._lease
+
+    @lease.setter
+    def lease(self, lease: Any) -> None:
+        if lease is not None:
+            lease.flight = self  # so a stalled stream can give its lock up
+        self._lease = lease
 
     def wait(self, timeout: float | None) -> T | None:
         """Block until the leader finished; return what it handed over (``None`` on timeout)."""
@@ -135,6 +149,9 @@ class SingleFlight(Generic[T]):
                 del self._flights[flight.key]
             self.finished += 1
             flight._finish(result)
+        lease, flight.lease = flight.lease, None
+        if lease is not None:
+            lease.release(result is not None)
 
     def abandon(self, flight: Flight[T]) -> None:
         """Forget a flight whose leader stalled, so the next caller leads a new one.

@@ -61,6 +61,7 @@ from promptcache._store._entry import Entry
 if TYPE_CHECKING:
     from promptcache._hooks import Accountant, Planner
     from promptcache._store import SafeStore
+    from promptcache._store._flight import Locks
 
 __all__ = ["CACHE_HEADER", "TICKET_HEADER", "Call", "Engine", "Keyer", "PromptCacheTransport"]
 
@@ -208,6 +209,8 @@ class Engine:
     #: Recompute the transport key for requests keyed by the fast path and fail on mismatch.
     check_keys: bool = False
     flight_timeout: float = _FLIGHT_TIMEOUT
+    #: Distributed single-flight across processes sharing the store (``_store._flight``).
+    locks: Locks | None = None
     #: Followers of a streaming leader whose reader has not pulled a chunk for this long go
     #: upstream themselves (the reader may be the follower's own caller, waiting on it).
     stream_stall: float = 1.0
@@ -792,6 +795,14 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                             engine.flights.finish(flight, entry)
                             engine.record_hit(call, entry)
                             return _replay(entry, request)
+                    if engine.locks is not None and call.read and call.write:
+                        # Other processes: lead there too, or wait for their leader's entry.
+                        got = engine.locks.lead(key.key, lambda: engine.lookup(key))
+                        if isinstance(got, Entry):
+                            engine.flights.finish(flight, got)
+                            engine.record_hit(call, got)
+                            return _replay(got, request)
+                        flight.lease = got
                     break
                 entry = flight.wait_progress(engine.flight_timeout, engine.stream_stall)
                 if not flight.done:
@@ -937,6 +948,15 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                             engine.flights.finish(flight, entry)
                             engine.record_hit(call, entry)
                             return _replay(entry, request)
+                    if engine.locks is not None and call.read and call.write:
+                        got = await asyncio.to_thread(
+                            engine.locks.lead, key.key, lambda: engine.lookup(key)
+                        )
+                        if isinstance(got, Entry):
+                            engine.flights.finish(flight, got)
+                            engine.record_hit(call, got)
+                            return _replay(got, request)
+                        flight.lease = got
                     break
                 entry = await engine.flights.wait_progress_async(
                     flight, engine.flight_timeout, engine.stream_stall

@@ -30,6 +30,7 @@ from promptcache._policy import PolicyName, check_policy
 
 if TYPE_CHECKING:
     from promptcache._doctor import DoctorOptions, Finding
+    from promptcache._fleetledger import FleetView
     from promptcache._hooks import Accountant, Planner
     from promptcache._ledger import Ledger
     from promptcache._memo import Memoized
@@ -368,10 +369,14 @@ class PromptCache:
             # Fingerprints reach the ledger too: a fleet keys them alike even without the cache.
             shared = store if store is not None or self._configured_salt else self._shared_store()
             salt = self._key_salt(shared)
-            planner, accountant = self._with_doctor(self.planner, self.accountant)
             with self._lock:
                 if self._engine is None:
+                    from promptcache._store._flight import open_locks
                     from promptcache._transport import Engine
+
+                    # Under the lock: two threads racing here must not build two doctors.
+                    _attach_fleet_ledger(self.accountant, shared)
+                    planner, accountant = self._with_doctor(self.planner, self.accountant)
 
                     self._engine = Engine(
                         store=store,
@@ -384,8 +389,27 @@ class PromptCache:
                         strict=self.strict,
                         clock=self._clock,
                         check_keys=os.environ.get("PROMPTCACHE_CHECK_KEYS", "") == "1",
+                        locks=open_locks(store),
                     )
         return self._engine
+
+    @property
+    def fleet_ledger(self) -> FleetView:
+        """Every machine's ledger, summed per minute in the Redis store.
+
+        ``summary()`` and ``group_by()`` as on :attr:`ledger`; this process's latest calls
+        are sent first. Raises :class:`ConfigError` without a Redis store.
+        """
+        from promptcache._fleetledger import FleetView, fleet_store
+
+        redis_store = fleet_store(self._shared_store())
+        if redis_store is None:
+            raise ConfigError("the fleet ledger needs a Redis store (store='redis://…')")
+        self.engine  # noqa: B018  (attaches this process's sending side)
+        fleet = getattr(self.accountant, "fleet", None)
+        if fleet is not None:
+            fleet.send()  # this process's latest calls included
+        return FleetView(redis_store)
 
     def _shared_store(self) -> SafeStore | None:
         from promptcache._store import uses_directory
@@ -557,6 +581,8 @@ class PromptCache:
         self._closed = True
         if self._doctor is not None:
             self._doctor.flush()
+        if self._engine is not None and self._engine.locks is not None:
+            self._engine.locks.close()
         closer = getattr(self._accountant, "close", None)
         if callable(closer):
             closer()
@@ -646,3 +672,14 @@ def cached(
     if func is not None:
         return _default_cache().cached(func)
     return _default_cache().cached(ttl=ttl, key=key, typed=typed, namespace=namespace)
+
+
+def _attach_fleet_ledger(accountant: Accountant, store: SafeStore | None) -> None:
+    """With a Redis store, the default accountant also sums its records into Redis."""
+    if store is None or getattr(accountant, "fleet", False) is not None:
+        return
+    from promptcache._fleetledger import FleetLedger, fleet_store
+
+    redis_store = fleet_store(store)
+    if redis_store is not None:
+        accountant.fleet = FleetLedger(redis_store)  # type: ignore[attr-defined]

@@ -117,8 +117,10 @@ def test_a_hung_redis_adds_under_3s_to_a_20_call_run(emulator: Emulator, tmp_pat
     print(f"\nhung Redis: {CALLS} calls took {run.spent:.3f} s vs {base:.3f} s, +{added:.3f} s")
     assert added < BUDGET and wall < BUDGET + base + 1.0
     assert len(record) == 1  # one warning for the outage, not one per call
-    # Every call answered, upstream (the baseline's store answered its 10 repeats).
-    assert len(emulator.calls) == 2 * (CALLS // 2) + CALLS
+    # Every call answered, upstream (the baseline's store answered its 10 repeats) — but for
+    # a repeat that arrives while its entry still waits for the hung store in the write-behind
+    # queue: this process is served that entry from memory, a correct hit.
+    assert 2 * (CALLS // 2) + CALLS // 2 <= len(emulator.calls) <= 2 * (CALLS // 2) + CALLS
 
 
 @pytest.mark.process

@@ -29,6 +29,10 @@ __all__ = ["Family", "Match", "PlannerState"]
 
 MAX_FAMILIES: Final = 4096
 MAX_SEQS: Final = 8
+# Ends of earlier requests remembered per family (as chained digests), so a turn is known to
+# extend its conversation's previous turn even when many other conversations of the family
+# were sent in between (more than the MAX_SEQS compared block by block).
+MAX_ENDS: Final = 4096
 MAX_GAPS: Final = 16
 MAX_LABELS: Final = 32
 MAX_WITHHELD: Final = 256
@@ -72,6 +76,7 @@ class Family:
     times: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_GAPS + 1))
     growth_gaps: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_GAPS))
     grown: bool = False
+    ends: OrderedDict[int, float] = field(default_factory=OrderedDict)  # chained digest -> time
     unshared: int = 0  # consecutive calls (after the first) that shared no readable prefix
     head_text: str | None = None
     labels: dict[str, int] = field(default_factory=dict)  # label -> times seen changing
@@ -137,6 +142,16 @@ class PlannerState:
                 if c == len(old) and len(seq) > len(old) and len(old) >= m.grew_from:
                     m.grew_from = len(old)
                     grew_at = t
+            chain = _chain(seq)
+            if grew_at is None:
+                # The previous turn may be older than the last MAX_SEQS requests (interleaved
+                # conversations): find the longest earlier request this one extends.
+                for n in range(len(seq) - 1, 0, -1):
+                    t_end = fam.ends.get(chain[n - 1])
+                    if t_end is not None:
+                        m.grew_from, grew_at = n, t_end
+                        m.common = max(m.common, n)
+                        break
             if grew_at is not None:
                 fam.grown = True
                 fam.growth_gaps.append(now - grew_at)
@@ -150,6 +165,11 @@ class PlannerState:
             # A request repeated verbatim (or a retry) refreshes rather than duplicates.
             fam.seqs = deque((s for s in fam.seqs if s[1] != seq), maxlen=MAX_SEQS)
             fam.seqs.append((now, seq))
+            if chain:
+                fam.ends[chain[-1]] = now
+                fam.ends.move_to_end(chain[-1])
+                if len(fam.ends) > MAX_ENDS:
+                    fam.ends.popitem(last=False)
             fam.times.append(now)
             fam.calls += 1
             return m
@@ -325,6 +345,16 @@ def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     # Index of the first difference, found by C iterators (no Python loop over the blocks):
     # this runs against up to 8 earlier requests on every call.
     return next(compress(count(), map(ne, a, b)), min(len(a), len(b)))
+
+
+def _chain(seq: tuple[int, ...]) -> list[int]:
+    """Digest of every prefix of ``seq``: ``out[i]`` stands for ``seq[: i + 1]``."""
+    out: list[int] = []
+    h = 0
+    for block in seq:
+        h = hash((h, block))
+        out.append(h)
+    return out
 
 
 _live: weakref.WeakSet[PlannerState] = weakref.WeakSet()

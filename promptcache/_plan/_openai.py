@@ -11,10 +11,8 @@ so that only prefixes worth reading are written (writes cost 1.25x there); never
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import orjson
 import xxhash
@@ -38,19 +36,12 @@ from promptcache._plan._routing import SHARD_NOTE, shard_key
 from promptcache._plan._text import TEXT_KEYS, relayout, scan, strip_deep
 from promptcache._plan._volatile import diff_label
 
-__all__ = ["is_openai_host", "plan_openai"]
+__all__ = ["plan_openai"]
 
 MAX_BREAKPOINTS: Final = 4
 _HEAD_ROLES: Final = frozenset({"system", "developer"})
 _BP_PARTS: Final = frozenset({"text", "image_url", "input_audio", "file"})  # Chat
 _BP_INPUT_PARTS: Final = frozenset({"input_text", "input_image", "input_file"})  # Responses
-
-
-@functools.lru_cache(maxsize=256)  # few base URLs per process; urlsplit costs ~2 µs
-def is_openai_host(base_url: str) -> bool:
-    """Whether ``base_url`` is OpenAI itself (or Azure OpenAI), not a compatible endpoint."""
-    host = (urlsplit(base_url).hostname or "").lower()
-    return host == "api.openai.com" or host.endswith((".openai.com", ".openai.azure.com"))
 
 
 def _text_of(x: Any) -> str:

@@ -270,6 +270,17 @@ def test_a_killed_leader_frees_its_disk_followers_at_once(
 # --- in one process: two PromptCache objects are two "machines" (each its own single-flight) ---
 
 
+def _store_for(backend: str, request: pytest.FixtureRequest) -> str:
+    """The store spec for a parametrized backend: the disk store, or a flushed real Redis."""
+    if backend != "redis":
+        return "disk"
+    if REDIS is None:
+        pytest.skip("redis-server is not installed")
+    url: str = request.getfixturevalue("redis_url")
+    _flush(url)
+    return url
+
+
 def _two_caches(tmp_path: Path, store: str) -> tuple[PromptCache, PromptCache]:
     if store == "disk":  # one directory shared, as processes on one machine share it
         return PromptCache(tmp_path / "shared"), PromptCache(tmp_path / "shared")
@@ -280,12 +291,7 @@ def _two_caches(tmp_path: Path, store: str) -> tuple[PromptCache, PromptCache]:
 async def test_async_callers_of_two_caches_share_one_upstream_call(
     backend: str, request: pytest.FixtureRequest, slow_emulator: Emulator, tmp_path: Path
 ) -> None:
-    store = "disk"
-    if backend == "redis":
-        if REDIS is None:
-            pytest.skip("redis-server is not installed")
-        store = request.getfixturevalue("redis_url")
-        _flush(store)
+    store = _store_for(backend, request)
     a, b = _two_caches(tmp_path, store)
     bare = [openai.AsyncOpenAI(base_url=slow_emulator.openai_base_url, api_key="sk-1")] * 2
     with a, b:
@@ -303,12 +309,7 @@ async def test_async_callers_of_two_caches_share_one_upstream_call(
 def test_a_failed_leader_hands_over_at_once(
     backend: str, request: pytest.FixtureRequest, slow_emulator: Emulator, tmp_path: Path
 ) -> None:
-    store = "disk"
-    if backend == "redis":
-        if REDIS is None:
-            pytest.skip("redis-server is not installed")
-        store = request.getfixturevalue("redis_url")
-        _flush(store)
+    store = _store_for(backend, request)
     slow_emulator.inject("server_error", times=1)
     a, b = _two_caches(tmp_path, store)
     outcome: dict[str, Any] = {}
@@ -344,12 +345,7 @@ def test_a_failed_leader_hands_over_at_once(
 def test_a_stalled_stream_leader_gives_its_lock_up(
     backend: str, request: pytest.FixtureRequest, slow_emulator: Emulator, tmp_path: Path
 ) -> None:
-    store = "disk"
-    if backend == "redis":
-        if REDIS is None:
-            pytest.skip("redis-server is not installed")
-        store = request.getfixturevalue("redis_url")
-        _flush(store)
+    store = _store_for(backend, request)
     a, b = _two_caches(tmp_path, store)
     bare = openai.OpenAI(base_url=slow_emulator.openai_base_url, api_key="sk-1", max_retries=0)
     messages: Any = [{"role": "user", "content": "a stream nobody reads"}]

@@ -11,12 +11,12 @@ leader for a key asks here. Then, per cache key:
   deleted (followers take over at once). A background thread renews held leases every third
   of a lease, so a long stream keeps its lock; a leader killed with SIGKILL stops renewing and
   its lease expires.
-- **Disk store**: ``flock`` on one of 4096 lock files per directory (a bucket of the key's
-  hash). The kernel releases a flock when its process dies, SIGKILL included. The leader
-  writes ``done <key>`` into the file before unlocking after a success (``fail`` after a
-  failure), which plays the role of Redis' ``done`` value. (A leader killed right after an
-  earlier success for the same key in that bucket leaves that ``done`` behind: its followers
-  then wait the grace period before going upstream.)
+- **Disk store**: a byte-range lock on one of 4096 slots of ``locks/flight.lock`` (a bucket
+  of the key's hash; see :class:`_LockFile`). The kernel releases it when its process dies,
+  SIGKILL included. The leader writes ``done <key digest>`` into the slot before unlocking
+  after a success (``fail`` after a failure), which plays the role of Redis' ``done`` value.
+  (A leader killed right after an earlier success for the same key in that bucket leaves that
+  ``done`` behind: its followers then wait the grace period before going upstream.)
 
 Followers poll the store for the leader's entry with backoff (10 ms growing to 250 ms, with
 jitter) and go upstream themselves after :attr:`LockOptions.wait` seconds, when the leader
@@ -27,6 +27,7 @@ file that cannot be opened) means going upstream without a lock: a call is never
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import logging
@@ -34,6 +35,8 @@ import math
 import os
 import random
 import secrets
+import struct
+import sys
 import threading
 import time
 import weakref
@@ -393,58 +396,172 @@ class _Keeper:
         self._reset()
 
 
+class _LockFile:
+    """One directory's lock file as this process holds it, shared by every ``FileLocks`` on it.
+
+    One file of :data:`_BUCKETS` slots, each a byte range locked with an open-file-description
+    lock (``F_OFD_SETLK``; a POSIX record lock where the platform has none). Locking a range is a
+    system call on a descriptor opened once, where a file per bucket cost an ``open`` (and,
+    the first time, a create) on every miss. The kernel drops the locks when the process dies,
+    SIGKILL included. Within the process, a bucket's range is taken once and shared by the keys
+    that hash to it (counted here): only the same key twice is "held".
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.mutex = threading.Lock()
+        self.fd: int | None = None
+        self.pid = 0
+        #: ``FileLocks`` using this file: the descriptor is closed when the last one closes.
+        self.users = 0
+        #: bucket -> keys this process leads in it (the range is locked while any is).
+        self.holders: dict[int, set[str]] = {}
+
+    def _descriptor(self) -> int:
+        if self.fd is None or self.pid != os.getpid():
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self.pid = os.getpid()
+        return self.fd
+
+    def acquire(self, bucket: int, key: str) -> bool:
+        with self.mutex:
+            keys = self.holders.get(bucket)
+            if keys is not None:
+                if key in keys:
+                    return False
+                keys.add(key)
+                return True
+            if not _range_lock(self._descriptor(), bucket, exclusive=True):
+                return False
+            self.holders[bucket] = {key}
+            return True
+
+    def state(self, bucket: int) -> bytes:
+        with self.mutex:
+            return os.pread(self._descriptor(), _SLOT, bucket * _SLOT).partition(b"\n")[0]
+
+    def release(self, bucket: int, key: str, state: bytes | None) -> None:
+        with self.mutex:
+            keys = self.holders.get(bucket)
+            if keys is None or key not in keys:
+                return  # a forked child's copy of its parent's lease: the parent releases it
+            fd = self._descriptor()
+            try:
+                if state is not None:
+                    os.pwrite(fd, state + b"\n", bucket * _SLOT)
+            finally:
+                keys.discard(key)
+                if not keys:
+                    del self.holders[bucket]
+                    _range_lock(fd, bucket, exclusive=False)
+
+    def after_fork(self) -> None:
+        # The child shares the parent's open file description, so its locks would be the
+        # parent's: close that copy (the parent keeps its locks) and open a new one when needed.
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+        self.fd = None
+        self.holders = {}
+        self.mutex = threading.Lock()
+
+
+def _range_lock(fd: int, bucket: int, *, exclusive: bool) -> bool:
+    """Lock (or unlock) a bucket's slot without blocking; ``False`` when another holds it."""
+    kind = fcntl.F_WRLCK if exclusive else fcntl.F_UNLCK
+    try:
+        if _OFD is not None:
+            # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks).
+            fcntl.fcntl(fd, _OFD, struct.pack("hhqqi4x", kind, 0, bucket * _SLOT, _SLOT, 0))
+        else:
+            op = (fcntl.LOCK_EX | fcntl.LOCK_NB) if exclusive else fcntl.LOCK_UN
+            fcntl.lockf(fd, op, _SLOT, bucket * _SLOT, 0)
+    except OSError as exc:
+        if exclusive and exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+# Open-file-description locks (Linux): owned by our descriptor, not by the process, so two
+# caches on one directory in one process exclude each other too. Elsewhere, POSIX record locks
+# (per process; the in-process table in ``_LockFile`` covers the rest).
+_OFD: Final[int | None] = getattr(fcntl, "F_OFD_SETLK", None) if sys.platform == "linux" else None
+_SLOT: Final = 64
+_files: dict[Path, _LockFile] = {}
+_files_lock = threading.Lock()
+
+
+def _lock_file(path: Path) -> _LockFile:
+    with _files_lock:
+        found = _files.get(path)
+        if found is None:
+            found = _files[path] = _LockFile(path)
+        found.users += 1
+        return found
+
+
+def _drop_lock_file(file: _LockFile) -> None:
+    with _files_lock:
+        file.users -= 1
+        if file.users > 0:
+            return
+        _files.pop(file.path, None)
+        with file.mutex:
+            if file.fd is not None and file.pid == os.getpid():
+                # Closing drops any range still locked (a flight abandoned without release).
+                with contextlib.suppress(OSError):
+                    os.close(file.fd)
+            file.fd = None
+            file.holders = {}
+
+
 class FileLocks(Locks):
-    """Locks for processes sharing a directory: ``flock`` on a bucket file per key hash."""
+    """Locks for processes sharing a directory: a locked byte range of one file per key hash."""
 
     def __init__(self, directory: Path, options: LockOptions) -> None:
         super().__init__(options)
         self.directory = directory
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        #: Descriptors of held locks: a forked child closes its copies (it must not keep its
-        #: parent's flock alive after the parent released it).
-        self.held: set[int] = set()
+        self.file = _lock_file(directory.resolve() / "flight.lock")
+        self._closed = False
 
-    def _path(self, key: str) -> Path:
-        bucket = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest()) % _BUCKETS
-        return self.directory / f"{bucket:03x}.lock"
+    def close(self) -> None:
+        super().close()
+        if not self._closed:
+            self._closed = True
+            _drop_lock_file(self.file)
+
+    @staticmethod
+    def _bucket(key: str) -> int:
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest()) % _BUCKETS
+
+    @staticmethod
+    def _done(key: str) -> bytes:
+        # Fixed length (a slot is small): the key's digest, not the key.
+        return b"done " + hashlib.blake2b(key.encode(), digest_size=16).hexdigest().encode()
 
     def _try(self, key: str, waited: bool) -> Lease | str:
-        # A new open file description per attempt: flock is per description, so two threads
-        # (two keys in one bucket) must not share one.
-        fd = os.open(self._path(key), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        bucket = self._bucket(key)
+        if not self.file.acquire(bucket, key):
             return "held"
-        except BaseException:
-            os.close(fd)
-            raise
         if waited:
             try:
-                state = os.pread(fd, 4096, 0).partition(b"\n")[0]
+                state = self.file.state(bucket)
             except BaseException:
-                os.close(fd)  # closing releases the flock
+                self.file.release(bucket, key, None)
                 raise
-            if state == b"done " + key.encode():
+            if state == self._done(key):
                 # The leader for this key succeeded a moment ago: wait for its entry unlocked.
-                os.close(fd)
+                self.file.release(bucket, key, None)
                 return "done"
-        self.held.add(fd)
-        lease = Lease(self, key, fd)
+        lease = Lease(self, key, bucket)
         self.keeper.add(lease)  # watched for a stalled stream
         return lease
 
     def release(self, lease: Lease, success: bool) -> None:
-        fd: int = lease.token
-        if fd not in self.held:
-            return  # a forked child's copy of its parent's lease: the parent releases it
-        self.held.discard(fd)
-        try:
-            # A line, so that a longer older one beyond it needs no truncating.
-            os.pwrite(fd, (b"done " + lease.key.encode() if success else b"fail") + b"\n", 0)
-        finally:
-            os.close(fd)  # releases the flock
+        # A line, so that a longer older one beyond it needs no truncating.
+        self.file.release(lease.token, lease.key, self._done(lease.key) if success else b"fail")
 
 
 def _inner_store(store: SafeStore) -> Any:
@@ -481,13 +598,8 @@ def _after_fork() -> None:
         keeper._after_fork()
     for locks in list(_live):
         locks.mine = set()
-        if isinstance(locks, FileLocks):
-            # Closing our copies leaves the parent's locks held by the parent (a flock lasts
-            # while any descriptor of its open file description is open), never unlocks them.
-            for fd in locks.held:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            locks.held = set()
+    for file in list(_files.values()):
+        file.after_fork()
 
 
 if hasattr(os, "register_at_fork"):

@@ -2,9 +2,14 @@
 
 :class:`Doctor` sits where the transport talks to the planner (it implements the same
 ``Planner`` protocol and forwards every call), because ``observe`` is where a request's body as
-sent meets the usage the provider billed. Per call it adds a fingerprint of the sent body and a
-few tuple comparisons; explaining, pricing and excerpting happen only on a miss. Nothing here
-may fail a call: every error is swallowed (and logged at debug level).
+sent meets the usage the provider billed. On the call's path it only fingerprints the sent body
+(the user may change their messages list right after the call) and queues the observation;
+comparing, explaining, pricing and excerpting run behind, on a short-lived thread, for the
+calls gathered over :data:`BATCH_S` — so a miss costs the caller no more than the fingerprint.
+``findings()`` and ``flush()`` examine what is queued first. With ``warnings=True`` (a warning
+should point at its call) or ``ask_provider=True`` (the next request needs this answer's id),
+each call is examined as it returns. Nothing here may fail a call: every error is swallowed
+(and logged at debug level).
 
 What it finds reaches users three ways: a log line on the ``promptcache.doctor`` logger (and
 optionally a :class:`~promptcache.CacheMissWarning`) the first time a kind appears for a family;
@@ -19,7 +24,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,6 +45,10 @@ __all__ = ["Doctor", "billed_of", "make_pricer"]
 
 log = logging.getLogger("promptcache.doctor")
 FLUSH_EVERY_S: Final = 5.0
+#: Observations gathered this long are examined together, off the call path.
+BATCH_S: Final = 0.2
+#: A bigger backlog than this (a thread that never got to run) drops its oldest calls.
+BACKLOG_MAX: Final = 10_000
 MAX_ANNOUNCED: Final = 256  # distinct (family, kind) pairs announced per process
 
 
@@ -173,6 +182,13 @@ class Doctor:
         self._last_id: OrderedDict[str, str] = OrderedDict()
         self._answers: dict[int, tuple[str | None, str | None]] = {}
         self._refused: set[str] = set()
+        # Calls observed but not examined yet (see the module docstring), and whether a thread
+        # is on its way to examine them; one examination at a time, in order.
+        self._backlog: deque[tuple[RequestInfo, Rewrite, _Carried | None, UsageMeta | None]] = (
+            deque(maxlen=BACKLOG_MAX)
+        )
+        self._behind = False
+        self._examining = threading.Lock()
         _live.add(self)
 
     def listening(self, accountant: Accountant) -> Accountant:
@@ -229,6 +245,51 @@ class Doctor:
         """Forward to the planner, then follow the request's family."""
         carried = sent.plan if isinstance(sent.plan, _Carried) else None
         self.inner.observe(info, _unwrap(sent), usage)
+        if self.options.warnings or self.options.ask_provider:
+            self._safely(info, sent, carried, usage)
+            return
+        with self._lock:
+            self._backlog.append((info, sent, carried, usage))
+            start = not self._behind
+            self._behind = True
+        if start:
+            self._start_behind()
+
+    def _start_behind(self) -> None:
+        try:
+            name = "promptcache-doctor"
+            threading.Thread(target=self._behind_run, name=name, daemon=True).start()
+        except RuntimeError:  # no new threads (interpreter exit): examine here
+            with self._lock:
+                self._behind = False
+            self.examine_backlog()
+
+    def _behind_run(self) -> None:
+        time.sleep(BATCH_S)  # gather a batch: one thread per batch, not one per call
+        try:
+            self.examine_backlog()
+        finally:
+            with self._lock:
+                again = bool(self._backlog)
+                self._behind = again
+            if again:
+                self._start_behind()
+
+    def examine_backlog(self) -> None:
+        """Examine every queued observation, in order (never raises)."""
+        with self._examining:
+            while True:
+                with self._lock:
+                    if not self._backlog:
+                        return
+                    batch = list(self._backlog)
+                    self._backlog.clear()
+                for info, sent, carried, usage in batch:
+                    self._safely(info, sent, carried, usage)
+
+    def _safely(
+        self, info: RequestInfo, sent: Rewrite, carried: _Carried | None, usage: UsageMeta | None
+    ) -> None:
         try:
             self._observe(info, sent, carried, usage)
         except Exception:  # the doctor must never cost the user a call
@@ -308,6 +369,7 @@ class Doctor:
 
     def findings(self, since: float | None = None) -> list[Finding]:
         """Return this process's findings (folded by key), costliest first."""
+        self.examine_backlog()
         self._sweep()
         with self.core._lock:
             items = list(self.core.findings.values())
@@ -317,6 +379,7 @@ class Doctor:
 
     def flush(self) -> None:
         """Add what was found since the last flush to the persisted history (never raises)."""
+        self.examine_backlog()
         if self._directory is None:
             return
         # One flush at a time, so close() waits for one running behind (and sees its file).
@@ -344,6 +407,10 @@ def _after_fork() -> None:
         d.core._lock = threading.Lock()
         d._flush_lock = threading.Lock()
         d._flushing = False
+        # The parent's queued calls are the parent's to examine (else both would count them).
+        d._examining = threading.Lock()
+        d._backlog.clear()
+        d._behind = False
 
 
 if hasattr(os, "register_at_fork"):

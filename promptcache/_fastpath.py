@@ -26,7 +26,10 @@ or raises as it would bare, and the transport keys the bytes it sent), custom au
 workload identity, Anthropic middleware, or a client whose http client is not ours. On a
 miss it asks the planner for the body to send (on the user's dict, before the SDK serialises
 it), parks the keyed and planned call with the engine and calls the SDK's method with a
-private header naming it, so the transport neither parses nor keys the body again. With
+private header naming it, so the transport neither parses nor keys the body again. When every
+key of the planned body is a parameter of the SDK's ``create``, the SDK is called with the
+planned body itself, so it is serialised once (by the SDK, as bare) and sent as built;
+otherwise the transport swaps the planned body in. With
 ``PROMPTCACHE_CHECK_KEYS=1`` the transport re-keys the bytes the SDK sent and raises if the
 two keys differ (the tests run that way).
 """
@@ -34,6 +37,7 @@ two keys differ (the tests run that way).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -225,11 +229,31 @@ def _with_ticket(kwargs: dict[str, Any], ticket: str) -> dict[str, Any]:
     return {**kwargs, "extra_headers": headers}
 
 
-def _park(engine: Engine, call: Call) -> str:
-    """Plan the miss here, on the user's dict, so the transport need not parse the body."""
-    call.sent = engine.plan(call)
+def _park(
+    engine: Engine, call: Call, kwargs: dict[str, Any], params: frozenset[str]
+) -> tuple[str, dict[str, Any]]:
+    """Plan the miss here, on the user's dict, so the transport need not parse the body.
+
+    Returns the ticket and the arguments to call the SDK with: the planned body itself when
+    every key of it is a parameter of the SDK's ``create`` (so the SDK serialises what is sent
+    once, and the transport sends its request as built), else the user's arguments (the
+    transport then replaces the body with the planned one).
+    """
+    call.sent = sent = engine.plan(call)
     call.planned = True
-    return engine.register(call)
+    if sent is not None and sent.changed and params.issuperset(sent.body):
+        call.delivered = True
+        kwargs = {**{k: v for k, v in kwargs.items() if k in _NOT_BODY}, **sent.body}
+    ticket = engine.register(call)
+    return ticket, _with_ticket(kwargs, ticket)
+
+
+def _parameters(original: Callable[..., Any]) -> frozenset[str]:
+    """Return the keyword parameters of the SDK's ``create`` (what a planned body may hold)."""
+    try:
+        return frozenset(inspect.signature(original).parameters)
+    except (TypeError, ValueError):
+        return frozenset()  # unknown: the transport sends the planned body instead
 
 
 def _cached_template(resource: Any, kwargs: Mapping[str, Any]) -> tuple[tuple[Any, ...], Any]:
@@ -287,6 +311,8 @@ def _hit_object(client: Any, spec: _Spec, template: _Template, entry: Entry, str
 
 
 def _sync_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., Any]:
+    params = _parameters(original)
+
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         client = self._client
         transport = _transport_of(client)
@@ -313,9 +339,9 @@ def _sync_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., Any
                 return _hit_object(client, spec, template, entry, bool(kwargs.get("stream")))
         if call.body is not None and _has_tuple(call.body):
             return original(self, **kwargs)
-        ticket = _park(engine, call)
+        ticket, planned = _park(engine, call, kwargs, params)
         try:
-            return original(self, **_with_ticket(kwargs, ticket))
+            return original(self, **planned)
         finally:
             engine.unregister(ticket)
 
@@ -324,6 +350,8 @@ def _sync_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., Any
 
 
 def _async_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., Any]:
+    params = _parameters(original)
+
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         client = self._client
         transport = _transport_of(client)
@@ -362,9 +390,9 @@ def _async_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., An
                 return _hit_object(client, spec, template, entry, False)
         if call.body is not None and _has_tuple(call.body):
             return await original(self, **kwargs)
-        ticket = _park(engine, call)
+        ticket, planned = _park(engine, call, kwargs, params)
         try:
-            return await original(self, **_with_ticket(kwargs, ticket))
+            return await original(self, **planned)
         finally:
             engine.unregister(ticket)
 

@@ -178,6 +178,8 @@ class Call:
     epoch: int = -1  # ``flights.finished`` when the fast path looked it up
     planned: bool = False  # ``sent`` is the planner's answer already (fast path)
     sent: Rewrite | None = None
+    #: The SDK was called with ``sent``'s body: its request carries it already (fast path).
+    delivered: bool = False
 
 
 def _response_headers(headers: httpx2.Headers) -> list[tuple[str, str]]:
@@ -309,7 +311,11 @@ class Engine:
         call = self.pending.get(ticket)
         if call is None:
             return None
-        if self.check_keys:
+        if self.check_keys and call.delivered:
+            assert call.sent is not None
+            if loads(content) != loads(dumps(call.sent.body)):
+                raise AssertionError("promptcache: the SDK did not send the planned body")
+        elif self.check_keys:
             again = self.prepare(api, request, content, policy, signed=call.info.signed)
             if again.key != call.key:
                 raise AssertionError(
@@ -686,8 +692,10 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                 del request.headers[name]
         return call
 
-    def _outgoing(self, request: httpx2.Request, sent: Rewrite | None) -> httpx2.Request:
-        if sent is None or not sent.changed:
+    def _outgoing(
+        self, request: httpx2.Request, call: Call, sent: Rewrite | None
+    ) -> httpx2.Request:
+        if sent is None or not sent.changed or (call.delivered and sent is call.sent):
             return request
         return _rebuild(request, dumps(sent.body))
 
@@ -828,7 +836,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     ) -> httpx2.Response:
         engine = self.engine
         sent = call.sent if call.planned else engine.plan(call)
-        upstream = inner.send(self._outgoing(request, sent), stream=True)
+        upstream = inner.send(self._outgoing(request, call, sent), stream=True)
         if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
             error_body = upstream.read()
             upstream.close()
@@ -836,7 +844,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             if retry is None:
                 return self._finish_json(request, call, sent, upstream, error_body, flight)
             sent = retry
-            upstream = inner.send(self._outgoing(request, sent), stream=True)
+            upstream = inner.send(self._outgoing(request, call, sent), stream=True)
         if _is_sse(upstream) and upstream.status_code == 200:
             headers = _response_headers(upstream.headers)
             done = self._stream_done(call, sent, upstream.status_code, headers, flight)
@@ -983,7 +991,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     ) -> httpx2.Response:
         engine = self.engine
         sent = call.sent if call.planned else engine.plan(call)
-        upstream = await inner.send(self._outgoing(request, sent), stream=True)
+        upstream = await inner.send(self._outgoing(request, call, sent), stream=True)
         if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
             error_body = await upstream.aread()
             await upstream.aclose()
@@ -991,7 +999,7 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             if retry is None:
                 return await self._afinish_json(request, call, sent, upstream, error_body, flight)
             sent = retry
-            upstream = await inner.send(self._outgoing(request, sent), stream=True)
+            upstream = await inner.send(self._outgoing(request, call, sent), stream=True)
         if _is_sse(upstream) and upstream.status_code == 200:
             headers = _response_headers(upstream.headers)
             sync_done = self._stream_done(call, sent, upstream.status_code, headers, flight)

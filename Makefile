@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
-# Each creates .venv (if missing) and installs what it needs into it.
+# Each creates .venv (if missing) and installs what it needs into it; `make test` also
+# creates the .venv-compat-* venvs of the SDK matrix.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -30,8 +31,9 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 # The SDK compatibility matrix (.ci/compat.py): the compatibility tests once against the lowest
-# openai/anthropic that pyproject.toml allows and once against the newest released, each in its
-# own venv, rebuilt (so re-resolved) only when pyproject.toml or the script changes.
+# openai/anthropic/httpx2 that pyproject.toml allows and once against the newest released, each
+# in its own venv, re-resolved only when pyproject.toml or the script changes (a fresh clone, as
+# in CI, always gets the newest; `make clean` refreshes a local one).
 COMPAT_STAMPS := .venv-compat-lowest/.installed .venv-compat-newest/.installed
 .SECONDARY: $(COMPAT_STAMPS)
 

@@ -291,10 +291,11 @@ def _hit_object(client: Any, spec: _Spec, template: _Template, entry: Entry, str
     return parsed
 
 
-# What an SDK internal raises when a release renamed it or changed its signature or shape.
-# Only these make a call fall back to the SDK's own method: the SDK's API errors (status,
-# validation, connection) are other classes and reach the caller as the bare SDK raises them.
-_INTERNAL_ERRORS: Final = (AttributeError, TypeError)
+# What an SDK internal raises when a release renamed it or changed its signature or shape
+# (a missing attribute or key, an unexpected argument). Only these make a call fall back to
+# the SDK's own method, which then raises as bare if the error was really the SDK's; its API
+# errors (status, validation, connection) are other classes and are never caught here.
+_INTERNAL_ERRORS: Final = (AttributeError, TypeError, LookupError)
 # Client classes whose fast path broke at call time: they take the SDK's method from then on.
 _FAILED: set[type[Any]] = set()
 # ``_fast_*`` results that are not the answer itself.
@@ -328,7 +329,7 @@ def _served(engine: Engine, call: Call, entry: Entry, build: Callable[[], Any]) 
 
 
 def _fell_back(client: Any, spec: _Spec, exc: BaseException) -> None:
-    """The SDK's method answered where the fast path broke: warn once, step aside from now on."""
+    """Warn once that the fast path broke where the SDK's method answered; step aside since."""
     cls = type(client)
     if cls in _FAILED:
         return
@@ -351,7 +352,7 @@ def _class_name(cls: type[Any]) -> str:
 def _fast_sync(
     resource: Any, spec: _Spec, transport: PromptCacheTransport, kwargs: dict[str, Any]
 ) -> Any:
-    """The fast path up to the SDK call: a hit's answer, ``_ASIDE`` or a parked ``_Miss``."""
+    """Run the fast path up to the SDK call: a hit's answer, ``_ASIDE`` or a ``_Miss``."""
     client = resource._client
     if _custom_auth(client, spec):
         return _ASIDE
@@ -509,8 +510,11 @@ def _top(attr: str, cls: type[Any]) -> cached_property[Any]:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Where a fast ``create`` sits: the client attributes leading to it, the SDK's resource
-    classes found there (one per attribute), and what the call needs (:class:`_Spec`)."""
+    """Where a fast ``create`` sits.
+
+    The client attributes leading to it, the SDK's resource classes found there (one per
+    attribute) and what the call needs (:class:`_Spec`).
+    """
 
     attrs: tuple[str, ...]
     resources: tuple[type[Any], ...]
@@ -640,7 +644,7 @@ def fast_class(cls: type[Any]) -> type[Any] | None:
 def _members(
     cls: type[Any],
 ) -> tuple[str, dict[str, Any], tuple[Route, ...], bool, str | None] | None:
-    """The fast members for ``cls``, their routes and why they cannot be built, if so.
+    """Return the fast members for ``cls``, their routes and why they cannot be built, if so.
 
     ``None`` when ``cls`` gets no fast path at all. The SDK is found along the MRO, so user
     subclasses are served too.

@@ -81,7 +81,7 @@ class _Changed(Exception):
 
 
 def sdk_version(sdk: str) -> str:
-    """The installed version of an SDK, for messages."""
+    """Return the installed version of an SDK, for messages."""
     return str(getattr(sys.modules.get(sdk), "__version__", "(unknown version)"))
 
 
@@ -140,7 +140,7 @@ def _sdk_base(cls: type[Any], sdk: str, is_async: bool) -> type[Any]:
 
 
 def _layout(cls: type[Any], sdk_base: type[Any], route: Route, is_async: bool) -> None:
-    """The fast class replaces the attribute: it must be the SDK's own, not an override."""
+    """Check the attribute is the SDK's own, not an override (the fast class replaces it)."""
     top = route.attrs[0]
     _expect(
         inspect.getattr_static(cls, top, None) is inspect.getattr_static(sdk_base, top, None),
@@ -196,7 +196,7 @@ def _refuse(request: httpx2.Request) -> httpx2.Response:
 
 
 def _now(value: Any, is_async: bool, what: str) -> Any:
-    """The result of a hook, awaited by hand when async (wrap may run inside an event loop).
+    """Return a hook's result, awaited by hand when async (wrap may run inside a loop).
 
     On canned input the SDK hooks finish without suspending; one that suspends is a change.
     """
@@ -256,6 +256,8 @@ def _request(client: Any, spec: _Spec, is_async: bool, name: str, at: list[str])
     stream = _now(called, is_async, "it")
     stream_type = get_origin(spec.stream_cls) or spec.stream_cls
     _expect(isinstance(stream, stream_type), f"does not return a {stream_type.__name__}")
+    # Iterated as the user's code will: ``for`` on a sync client, ``async for`` on an async one.
+    _expect(hasattr(stream, "__aiter__") == is_async, "returns a stream of the other kind")
 
 
 def _check_request(request: Any, spec: _Spec) -> None:
@@ -271,7 +273,7 @@ def _check_request(request: Any, spec: _Spec) -> None:
 
 
 def _same(sdk: Any, fast: Any) -> None:
-    """The fast path's object must be the SDK's: type, fields and response ids."""
+    """Check the fast path's object is the SDK's: type, fields and response ids."""
     _expect(type(fast) is type(sdk), f"gives {type(fast).__name__}, not {type(sdk).__name__}")
     _expect(fast.model_dump() == sdk.model_dump(), "gives other fields than the SDK")
     for ids in ("_request_id", "_workspace_id"):

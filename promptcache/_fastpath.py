@@ -29,6 +29,24 @@ it), parks the keyed and planned call with the engine and calls the SDK's method
 private header naming it, so the transport neither parses nor keys the body again. With
 ``PROMPTCACHE_CHECK_KEYS=1`` the transport re-keys the bytes the SDK sent and raises if the
 two keys differ (the tests run that way).
+
+All this leans on SDK internals no release promises to keep: the ``chat`` / ``responses`` /
+``messages`` attributes and resource classes (``_client``, ``create`` taking ``stream`` and
+``extra_headers``), ``FinalRequestOptions.construct``, ``_prepare_options``,
+``_build_request``, ``_prepare_request``, ``_custom_auth``, ``workload_identity``,
+``_api_key_provider``, ``_azure_ad_token_provider`` (OpenAI), the ``_custom_auth`` and
+``_middleware`` attributes (Anthropic), ``_custom_headers``, ``_custom_query``,
+``_strict_response_validation``, ``_process_response``, ``_process_response_data``, the
+response models' ``model_validate_json``, ``add_request_id`` / ``add_response_ids`` and the
+``Stream`` / ``AsyncStream`` classes. So :func:`fast_class` first runs the probes of
+:mod:`promptcache._fastprobe` on a throw-away client of the class (canned input, no network,
+well under a millisecond or two, once per class per process). A class that fails any probe
+gets no fast class and one :class:`~promptcache.PromptCacheWarning` naming the SDK, its
+version and the piece; its calls still work through the transport, still cached. Should an
+internal still raise ``AttributeError``, ``TypeError`` or ``LookupError`` inside a fast
+``create`` (a change the canned probe could not show), that call is handed to the SDK's own
+method — whose own errors reach the caller exactly as bare — and, if the SDK answered, the
+class takes the SDK's method from then on, with one warning.
 """
 
 from __future__ import annotations

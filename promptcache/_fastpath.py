@@ -359,7 +359,7 @@ def _fell_back(client: Any, spec: _Spec, exc: BaseException) -> None:
         f"{spec.sdk} {sdk_version(spec.sdk)} ({type(exc).__name__}: {exc}); calls still work, "
         "through the SDK and the slower transport path (still cached)",
         PromptCacheWarning,
-        stacklevel=4,
+        stacklevel=3,  # the user's line calling ``create``
     )
 
 

@@ -6,24 +6,29 @@ client of that class (canned key, base URL, default header and query; an http cl
 refuses to send, so nothing reaches the network) and runs each internal the way the fast path
 does, on a canned request and canned responses, comparing with what the SDK itself returns:
 
-- **resource layout**: ``chat``/``chat.completions``, ``responses``, ``messages`` on the class
-  are the SDK's own attributes (the fast class replaces them), give the SDK's resource classes
-  with ``_client`` pointing back, and ``create`` takes ``stream`` and ``extra_headers``;
+- **resource layout** (every route): ``chat``/``chat.completions``, ``responses``,
+  ``messages`` on the class are the SDK's own attributes (the fast class replaces them), give
+  the SDK's resource classes with ``_client`` pointing back, and ``create`` takes ``stream``
+  and ``extra_headers`` and is sync or async as the class;
 - **auth state**: ``workload_identity``, ``_api_key_provider``, ``_custom_auth(security)``
   (OpenAI) and the ``_custom_auth`` and ``_middleware`` attributes (Anthropic) exist and say
   "plain api-key client"; ``_custom_headers``/``_custom_query`` hold the default headers and
-  query (the template is keyed on them); ``_strict_response_validation`` is a ``bool``;
-- **request**: ``FinalRequestOptions.construct`` on a one-field body, ``_prepare_options``,
-  ``_build_request(options, retries_taken=0)``, ``_prepare_request`` (sync or async as the
-  class) give a POST to the base URL plus the route's path, with the default query, the
-  credential, the default header and an extra header — what the transport will see;
-- **response**: ``_process_response`` (as the fast path calls it) parses a canned JSON body into
-  ``cast_to``; ``cast_to.model_validate_json`` and ``_process_response_data(…, response=None)``
-  give the same object, type, fields and response ids (``add_request_id`` /
-  ``add_response_ids``); with ``stream=True`` it returns the route's stream class.
+  query (templates are checked against them); ``_strict_response_validation`` is ``False``;
+- **request** (first route): ``FinalRequestOptions.construct`` on a one-field body,
+  ``_prepare_options``, ``_build_request(options, retries_taken=0)``, ``_prepare_request``
+  (sync or async as the class) give a POST to the base URL plus the route's path, with the
+  default query, the credential, the default header and an extra header: what the transport
+  will see;
+- **response** (first route): ``_process_response``, called as the fast path calls it, parses
+  a canned JSON body into ``cast_to``; ``cast_to.model_validate_json`` and
+  ``_process_response_data(…, response=None)`` give the same object: type, fields and
+  response ids (``add_request_id`` / ``add_response_ids``); with ``stream=True`` it returns the
+  route's stream class, of the client's kind (sync or async).
 
-Any failure (an exception or a different answer) names the piece; the class then gets no fast
-path. A probe never raises and costs a few hundred microseconds, once per class per process.
+The request and response pieces belong to the client, not the route: running them on the
+first route (``chat.completions`` or ``messages``) keeps the probe under a millisecond or so.
+Any failure (an exception or a different answer) names the piece, and the class then gets no
+fast path. A probe never raises; it runs once per class per process.
 """
 
 from __future__ import annotations
@@ -61,13 +66,13 @@ _ANSWER_HEADERS: Final = {
     "request-id": "req-promptcache-probe",
     "anthropic-workspace-id": "wrk-promptcache-probe",
 }
-# Smallest bodies each response model accepts leniently (the Responses one is too small to
-# validate strictly: that branch then falls back to the lenient one, as the fast path does).
+# Small valid bodies of the first route's response model (the one the response pieces are
+# probed on; a body too small to validate strictly would take the lenient branch, as the fast
+# path does).
 _BODIES: Final = {
     "/chat/completions": {
         "id": _ID, "object": "chat.completion", "created": 1, "model": _MODEL, "choices": [],
     },
-    "/responses": {"id": _ID, "object": "response", "created_at": 1, "model": _MODEL, "output": []},
     "/v1/messages": {
         "id": _ID, "type": "message", "role": "assistant", "content": [], "model": _MODEL,
         "stop_reason": None, "stop_sequence": None,

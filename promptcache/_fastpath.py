@@ -52,7 +52,9 @@ class takes the SDK's method from then on, with one warning.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -349,9 +351,10 @@ def _served(engine: Engine, call: Call, entry: Entry, build: Callable[[], Any]) 
 def _fell_back(client: Any, spec: _Spec, exc: BaseException) -> None:
     """Warn once that the fast path broke where the SDK's method answered; step aside since."""
     cls = type(client)
-    if cls in _FAILED:
-        return
-    _FAILED.add(cls)
+    with _LOCK:  # two threads falling back at once still warn once
+        if cls in _FAILED:
+            return
+        _FAILED.add(cls)
     from promptcache._fastprobe import sdk_version
 
     warnings.warn(
@@ -618,6 +621,18 @@ def _anthropic_members(is_async: bool) -> tuple[dict[str, Any], tuple[Route, ...
 
 
 _CLASSES: dict[type[Any], type[Any] | None] = {}
+# Serialises probing (one probe and one warning per class, even when threads wrap at once).
+_LOCK = threading.Lock()
+
+
+def _new_lock() -> None:
+    # A forked child: a parent thread may have held the lock mid-probe; nobody releases it here.
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
 
 
 def fast_class(cls: type[Any]) -> type[Any] | None:
@@ -633,6 +648,14 @@ def fast_class(cls: type[Any]) -> type[Any] | None:
         return _CLASSES[cls]
     if getattr(cls, "_promptcache_fast", False):
         return cls
+    with _LOCK:
+        if cls in _CLASSES:  # another thread probed it meanwhile
+            return _CLASSES[cls]
+        return _probed_class(cls)
+
+
+def _probed_class(cls: type[Any]) -> type[Any] | None:
+    """Build the fast class of ``cls`` if its SDK passes the probes (under ``_LOCK``)."""
     found = _members(cls)
     if found is None:
         return None
@@ -648,7 +671,7 @@ def fast_class(cls: type[Any]) -> type[Any] | None:
             f"{sdk_version(sdk)}: {failure}. Calls still work, through the slower transport "
             "path (still cached and accounted)",
             PromptCacheWarning,
-            stacklevel=3,
+            stacklevel=4,  # past fast_class and wrap: the user's line
         )
         return None
     members["_promptcache_fast"] = True

@@ -18,8 +18,10 @@ is given broken ones directly in :func:`test_module_level_pieces_are_probed`.
 from __future__ import annotations
 
 import inspect
+import threading
 import warnings
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import cached_property
 from typing import Any
@@ -402,3 +404,19 @@ def test_a_class_the_probe_cannot_build_gets_no_fast_path() -> None:
     cls = type("NeedsTenant", (openai.OpenAI,), {"__module__": __name__, "__init__": init})
     with pytest.warns(PromptCacheWarning, match=r"NeedsTenant.__init__"):
         assert fast_class(cls) is None
+
+
+def test_threads_wrapping_a_broken_class_at_once_warn_once(pc_dir: Any) -> None:
+    cls, _ = _release("build_request", "OpenAI")  # a class of its own, not probed yet
+    clients = [track(cls(api_key="test-key", base_url="http://127.0.0.1:9/v1")) for _ in range(8)]
+    barrier = threading.Barrier(len(clients))
+    with PromptCache(pc_dir) as cache:
+
+        def wrap(client: Any) -> Any:
+            barrier.wait()
+            return cache.wrap(client)
+
+        with pytest.warns(PromptCacheWarning) as caught, ThreadPoolExecutor(8) as pool:
+            wrapped = list(pool.map(wrap, clients))
+    assert len(caught) == 1
+    assert all(type(w) is cls for w in wrapped)

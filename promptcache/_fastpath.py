@@ -40,7 +40,7 @@ All this leans on SDK internals no release promises to keep: the ``chat`` / ``re
 response models' ``model_validate_json``, ``add_request_id`` / ``add_response_ids`` and the
 ``Stream`` / ``AsyncStream`` classes. So :func:`fast_class` first runs the probes of
 :mod:`promptcache._fastprobe` on a throw-away client of the class (canned input, no network,
-well under a millisecond or two, once per class per process). A class that fails any probe
+about a millisecond, once per class per process). A class that fails any probe
 gets no fast class and one :class:`~promptcache.PromptCacheWarning` naming the SDK, its
 version and the piece; its calls still work through the transport, still cached. Should an
 internal still raise ``AttributeError``, ``TypeError`` or ``LookupError`` inside a fast

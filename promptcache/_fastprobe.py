@@ -26,7 +26,7 @@ does, on a canned request and canned responses, comparing with what the SDK itse
   route's stream class, of the client's kind (sync or async).
 
 The request and response pieces belong to the client, not the route: running them on the
-first route (``chat.completions`` or ``messages``) keeps the probe under a millisecond or so.
+first route (``chat.completions`` or ``messages``) keeps the probe to about a millisecond.
 Any failure (an exception or a different answer) names the piece, and the class then gets no
 fast path. A probe never raises; it runs once per class per process.
 """

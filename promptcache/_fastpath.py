@@ -32,13 +32,34 @@ planned body itself, so it is serialised once (by the SDK, as bare) and sent as 
 otherwise the transport swaps the planned body in. With
 ``PROMPTCACHE_CHECK_KEYS=1`` the transport re-keys the bytes the SDK sent and raises if the
 two keys differ (the tests run that way).
+
+All this leans on SDK internals no release promises to keep: the ``chat`` / ``responses`` /
+``messages`` attributes and resource classes (``_client``, ``create`` taking ``stream`` and
+``extra_headers``), ``FinalRequestOptions.construct``, ``_prepare_options``,
+``_build_request``, ``_prepare_request``, ``_custom_auth``, ``workload_identity``,
+``_api_key_provider``, ``_azure_ad_token_provider`` (OpenAI), the ``_custom_auth`` and
+``_middleware`` attributes (Anthropic), ``_custom_headers``, ``_custom_query``,
+``_strict_response_validation``, ``_process_response``, ``_process_response_data``, the
+response models' ``model_validate_json``, ``add_request_id`` / ``add_response_ids`` and the
+``Stream`` / ``AsyncStream`` classes. So :func:`fast_class` first runs the probes of
+:mod:`promptcache._fastprobe` on a throw-away client of the class (canned input, no network,
+about a millisecond, once per class per process). A class that fails any probe
+gets no fast class and one :class:`~promptcache.PromptCacheWarning` naming the SDK, its
+version and the piece; its calls still work through the transport, still cached. Should an
+internal still raise ``AttributeError``, ``TypeError`` or ``LookupError`` inside a fast
+``create`` (a change the canned probe could not show), that call is handed to the SDK's own
+method — whose own errors reach the caller exactly as bare — and, if the SDK answered, the
+class takes the SDK's method from then on, with one warning.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -47,6 +68,7 @@ from typing import Any, Final
 import httpx2
 
 from promptcache._api import Api
+from promptcache._errors import PromptCacheWarning
 from promptcache._json import loads
 from promptcache._policy import current_policy
 from promptcache._store._entry import Entry
@@ -59,7 +81,7 @@ from promptcache._transport import (
     PromptCacheTransport,
 )
 
-__all__ = ["fast_class"]
+__all__ = ["Route", "fast_class"]
 
 # Keyword arguments of ``create`` that never reach the body.
 _NOT_BODY: Final = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
@@ -118,21 +140,22 @@ def _custom_auth(client: Any, spec: _Spec) -> bool:
     swaps a placeholder for a fresh token; Anthropic middleware may change the request or
     answer it itself.
     """
+    # Read strictly, not with ``getattr(…, None)``: an SDK release that renamed one of these
+    # must not look like "no custom auth" (the probe and the call-time guard catch the error).
     if spec.sdk == "openai":
-        if getattr(client, "workload_identity", None) is not None:
+        if client.workload_identity is not None:
             return True
         return client._custom_auth(spec.security or {}) is not None
-    return getattr(client, "_custom_auth", None) is not None or bool(
-        getattr(client, "_middleware", None)
-    )
+    return client._custom_auth is not None or bool(client._middleware)
 
 
-def _refreshes(client: Any) -> bool:
+def _refreshes(client: Any, spec: _Spec) -> bool:
     """Whether the credential is fetched anew per request (no template can be reused)."""
-    for refreshing in ("_api_key_provider", "_azure_ad_token_provider"):
-        if getattr(client, refreshing, None) is not None:
-            return True
-    return False
+    if spec.sdk != "openai":
+        return False
+    # Only Azure clients have a token provider; every OpenAI client has a key provider slot.
+    azure = getattr(client, "_azure_ad_token_provider", None)
+    return client._api_key_provider is not None or azure is not None
 
 
 def _http_state(client: Any, cookies: bool) -> tuple[Any, ...]:
@@ -256,10 +279,12 @@ def _parameters(original: Callable[..., Any]) -> frozenset[str]:
         return frozenset()  # unknown: the transport sends the planned body instead
 
 
-def _cached_template(resource: Any, kwargs: Mapping[str, Any]) -> tuple[tuple[Any, ...], Any]:
+def _cached_template(
+    resource: Any, spec: _Spec, kwargs: Mapping[str, Any]
+) -> tuple[tuple[Any, ...], Any]:
     """Return the cached template for this call, if still valid, and the key to store one under."""
     client = resource._client
-    if _refreshes(client):
+    if _refreshes(client, spec):
         return (), None
     key = _template_key(kwargs)
     templates: dict[tuple[Any, ...], _Template] = resource.__dict__.setdefault(
@@ -310,40 +335,173 @@ def _hit_object(client: Any, spec: _Spec, template: _Template, entry: Entry, str
     return parsed
 
 
+# What an SDK internal raises when a release renamed it or changed its signature or shape
+# (a missing attribute or key, an unexpected argument). Only these make a call fall back to
+# the SDK's own method, which then raises as bare if the error was really the SDK's; its API
+# errors (status, validation, connection) are other classes and are never caught here.
+_INTERNAL_ERRORS: Final = (AttributeError, TypeError, LookupError)
+# Client classes whose fast path broke at call time: they take the SDK's method from then on.
+_FAILED: set[type[Any]] = set()
+# ``_fast_*`` results that are not the answer itself.
+_ASIDE: Final = object()
+
+
+@dataclass(slots=True)
+class _Miss:
+    call: Call
+
+
+def _account(engine: Engine, call: Call, entry: Entry) -> None:
+    engine.fast_hits += 1
+    engine.record_hit(call, entry)
+
+
+def _served(engine: Engine, call: Call, entry: Entry, build: Callable[[], Any]) -> Any:
+    """Build a hit's answer, then account it: a hit that falls back is served (and counted) once.
+
+    A stored answer the SDK turns into an error was served all the same, so it is counted.
+    """
+    try:
+        answer = build()
+    except _INTERNAL_ERRORS:
+        raise
+    except BaseException:
+        _account(engine, call, entry)
+        raise
+    _account(engine, call, entry)
+    return answer
+
+
+def _fell_back(client: Any, spec: _Spec, exc: BaseException) -> None:
+    """Warn once that the fast path broke where the SDK's method answered; step aside since."""
+    cls = type(client)
+    with _LOCK:  # two threads falling back at once still warn once
+        if cls in _FAILED:
+            return
+        _FAILED.add(cls)
+    from promptcache._fastprobe import sdk_version
+
+    warnings.warn(
+        f"promptcache: the pre-SDK fast path of {_class_name(cls)} broke at call time with "
+        f"{spec.sdk} {sdk_version(spec.sdk)} ({type(exc).__name__}: {exc}); calls still work, "
+        "through the SDK and the slower transport path (still cached)",
+        PromptCacheWarning,
+        stacklevel=3,  # the user's line calling ``create``
+    )
+
+
+def _class_name(cls: type[Any]) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _fast_sync(
+    resource: Any, spec: _Spec, transport: PromptCacheTransport, kwargs: dict[str, Any]
+) -> Any:
+    """Run the fast path up to the SDK call: a hit's answer, ``_ASIDE`` or a ``_Miss``."""
+    client = resource._client
+    if _custom_auth(client, spec):
+        return _ASIDE
+    tkey, template = _cached_template(resource, spec, kwargs)
+    if template is None:
+        options = client._prepare_options(_options(spec, kwargs))
+        request = client._build_request(options, retries_taken=0)
+        client._prepare_request(request)
+        keyer = transport.engine.keyer(spec.api, request, signed=transport.signed)
+        template = _template(client, options, request, keyer)
+        _remember(resource, tkey, template)
+    engine = transport.engine
+    call = engine.prepare_body(template.keyer, _body(kwargs), current_policy(transport.policy))
+    if call is None:
+        return _ASIDE
+    if call.read and call.key is not None:
+        call.epoch = engine.flights.finished
+        entry = engine.lookup(call.key)
+        if entry is not None:
+            stream = bool(kwargs.get("stream"))
+            return _served(
+                engine, call, entry, lambda: _hit_object(client, spec, template, entry, stream)
+            )
+    if call.body is not None and _has_tuple(call.body):
+        return _ASIDE
+    return _Miss(call)
+
+
+async def _fast_async(
+    resource: Any, spec: _Spec, transport: PromptCacheTransport, kwargs: dict[str, Any]
+) -> Any:
+    """Async twin of :func:`_fast_sync` (the SDK hooks and the store read are awaited)."""
+    client = resource._client
+    if _custom_auth(client, spec):
+        return _ASIDE
+    tkey, template = _cached_template(resource, spec, kwargs)
+    if template is None:
+        options = await client._prepare_options(_options(spec, kwargs))
+        request = client._build_request(options, retries_taken=0)
+        await client._prepare_request(request)
+        keyer = transport.engine.keyer(spec.api, request, signed=transport.signed)
+        template = _template(client, options, request, keyer)
+        _remember(resource, tkey, template)
+    engine = transport.engine
+    call = engine.prepare_body(template.keyer, _body(kwargs), current_policy(transport.policy))
+    if call is None:
+        return _ASIDE
+    if call.read and call.key is not None:
+        call.epoch = engine.flights.finished
+        if engine.blocking:
+            entry = await asyncio.to_thread(engine.lookup, call.key)
+        else:
+            entry = engine.lookup(call.key)
+        if entry is not None:
+            stream = bool(kwargs.get("stream"))
+            if stream or entry.status != 200 or client._strict_response_validation:
+                try:
+                    answer = await client._process_response(
+                        cast_to=spec.cast_to,
+                        options=template.options,
+                        response=_hit_response(entry, template.request),
+                        stream=stream,
+                        stream_cls=spec.stream_cls if stream else None,
+                    )
+                except _INTERNAL_ERRORS:
+                    raise
+                except BaseException:
+                    _account(engine, call, entry)
+                    raise
+                _account(engine, call, entry)
+                return answer
+            return _served(
+                engine, call, entry, lambda: _hit_object(client, spec, template, entry, False)
+            )
+    if call.body is not None and _has_tuple(call.body):
+        return _ASIDE
+    return _Miss(call)
+
+
 def _sync_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., Any]:
     params = _parameters(original)
 
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         client = self._client
         transport = _transport_of(client)
-        if args or transport is None or _step_aside(kwargs) or _custom_auth(client, spec):
+        if args or transport is None or _step_aside(kwargs) or type(client) in _FAILED:
             return original(self, *args, **kwargs)
-        tkey, template = _cached_template(self, kwargs)
-        if template is None:
-            options = client._prepare_options(_options(spec, kwargs))
-            request = client._build_request(options, retries_taken=0)
-            client._prepare_request(request)
-            keyer = transport.engine.keyer(spec.api, request, signed=transport.signed)
-            template = _template(client, options, request, keyer)
-            _remember(self, tkey, template)
-        engine = transport.engine
-        call = engine.prepare_body(template.keyer, _body(kwargs), current_policy(transport.policy))
-        if call is None:
+        try:
+            found = _fast_sync(self, spec, transport, kwargs)
+        except _INTERNAL_ERRORS as exc:
+            # An SDK internal did not behave as probed: this call is the SDK's own, and so
+            # is any error it raises (raised before we warn, exactly as bare).
+            answer = original(self, **kwargs)
+            _fell_back(client, spec, exc)
+            return answer
+        if found is _ASIDE:
             return original(self, **kwargs)
-        if call.read and call.key is not None:
-            call.epoch = engine.flights.finished
-            entry = engine.lookup(call.key)
-            if entry is not None:
-                engine.fast_hits += 1
-                engine.record_hit(call, entry)
-                return _hit_object(client, spec, template, entry, bool(kwargs.get("stream")))
-        if call.body is not None and _has_tuple(call.body):
-            return original(self, **kwargs)
-        ticket, planned = _park(engine, call, kwargs, params)
+        if not isinstance(found, _Miss):
+            return found
+        ticket, planned = _park(transport.engine, found.call, kwargs, params)
         try:
             return original(self, **planned)
         finally:
-            engine.unregister(ticket)
+            transport.engine.unregister(ticket)
 
     create.__doc__ = original.__doc__
     return create
@@ -355,46 +513,23 @@ def _async_create(spec: _Spec, original: Callable[..., Any]) -> Callable[..., An
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         client = self._client
         transport = _transport_of(client)
-        if args or transport is None or _step_aside(kwargs) or _custom_auth(client, spec):
+        if args or transport is None or _step_aside(kwargs) or type(client) in _FAILED:
             return await original(self, *args, **kwargs)
-        tkey, template = _cached_template(self, kwargs)
-        if template is None:
-            options = await client._prepare_options(_options(spec, kwargs))
-            request = client._build_request(options, retries_taken=0)
-            await client._prepare_request(request)
-            keyer = transport.engine.keyer(spec.api, request, signed=transport.signed)
-            template = _template(client, options, request, keyer)
-            _remember(self, tkey, template)
-        engine = transport.engine
-        call = engine.prepare_body(template.keyer, _body(kwargs), current_policy(transport.policy))
-        if call is None:
+        try:
+            found = await _fast_async(self, spec, transport, kwargs)
+        except _INTERNAL_ERRORS as exc:
+            answer = await original(self, **kwargs)
+            _fell_back(client, spec, exc)
+            return answer
+        if found is _ASIDE:
             return await original(self, **kwargs)
-        if call.read and call.key is not None:
-            call.epoch = engine.flights.finished
-            if engine.blocking:
-                entry = await asyncio.to_thread(engine.lookup, call.key)
-            else:
-                entry = engine.lookup(call.key)
-            if entry is not None:
-                engine.fast_hits += 1
-                engine.record_hit(call, entry)
-                stream = bool(kwargs.get("stream"))
-                if stream or entry.status != 200 or client._strict_response_validation:
-                    return await client._process_response(
-                        cast_to=spec.cast_to,
-                        options=template.options,
-                        response=_hit_response(entry, template.request),
-                        stream=stream,
-                        stream_cls=spec.stream_cls if stream else None,
-                    )
-                return _hit_object(client, spec, template, entry, False)
-        if call.body is not None and _has_tuple(call.body):
-            return await original(self, **kwargs)
-        ticket, planned = _park(engine, call, kwargs, params)
+        if not isinstance(found, _Miss):
+            return found
+        ticket, planned = _park(transport.engine, found.call, kwargs, params)
         try:
             return await original(self, **planned)
         finally:
-            engine.unregister(ticket)
+            transport.engine.unregister(ticket)
 
     create.__doc__ = original.__doc__
     return create
@@ -422,7 +557,20 @@ def _top(attr: str, cls: type[Any]) -> cached_property[Any]:
     return cached_property(get)
 
 
-def _openai_members(is_async: bool) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a fast ``create`` sits.
+
+    The client attributes leading to it, the SDK's resource classes found there (one per
+    attribute) and what the call needs (:class:`_Spec`).
+    """
+
+    attrs: tuple[str, ...]
+    resources: tuple[type[Any], ...]
+    spec: _Spec
+
+
+def _openai_members(is_async: bool) -> tuple[dict[str, Any], tuple[Route, ...]]:
     import openai
     from openai._models import add_request_id
     from openai.resources.chat import AsyncChat, Chat
@@ -455,16 +603,22 @@ def _openai_members(is_async: bool) -> dict[str, Any]:
         "openai",
         set_ids,
     )
-    completions = _resource(AsyncCompletions if is_async else Completions, chat_spec, is_async)
+    completions_base = AsyncCompletions if is_async else Completions
+    completions = _resource(completions_base, chat_spec, is_async)
     chat_base = AsyncChat if is_async else Chat
     chat = type(
         chat_base.__name__, (chat_base,), {"completions": _child("completions", completions)}
     )
-    responses = _resource(AsyncResponses if is_async else Responses, responses_spec, is_async)
-    return {"chat": _top("chat", chat), "responses": _top("responses", responses)}
+    responses_base = AsyncResponses if is_async else Responses
+    responses = _resource(responses_base, responses_spec, is_async)
+    routes = (
+        Route(("chat", "completions"), (chat_base, completions_base), chat_spec),
+        Route(("responses",), (responses_base,), responses_spec),
+    )
+    return {"chat": _top("chat", chat), "responses": _top("responses", responses)}, routes
 
 
-def _anthropic_members(is_async: bool) -> dict[str, Any]:
+def _anthropic_members(is_async: bool) -> tuple[dict[str, Any], tuple[Route, ...]]:
     import anthropic
     from anthropic._models import add_response_ids
     from anthropic.resources.messages import AsyncMessages, Messages
@@ -488,37 +642,65 @@ def _anthropic_members(is_async: bool) -> dict[str, Any]:
         "anthropic",
         set_ids,
     )
-    messages = _resource(AsyncMessages if is_async else Messages, spec, is_async)
-    return {"messages": _top("messages", messages)}
+    messages_base = AsyncMessages if is_async else Messages
+    messages = _resource(messages_base, spec, is_async)
+    routes = (Route(("messages",), (messages_base,), spec),)
+    return {"messages": _top("messages", messages)}, routes
 
 
-_CLASSES: dict[type[Any], type[Any]] = {}
+_CLASSES: dict[type[Any], type[Any] | None] = {}
+# Serialises probing (one probe and one warning per class, even when threads wrap at once).
+_LOCK = threading.Lock()
+
+
+def _new_lock() -> None:
+    # A forked child: a parent thread may have held the lock mid-probe; nobody releases it here.
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
 
 
 def fast_class(cls: type[Any]) -> type[Any] | None:
     """Return the fast-path subclass of an SDK client class, or ``None`` if not supported.
 
     Supported: ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI``, ``AsyncAzureOpenAI``,
-    ``Anthropic``, ``AsyncAnthropic`` and user subclasses of them. Request-signing and cloud
+    ``Anthropic``, ``AsyncAnthropic`` and user subclasses of them, once the class passed the
+    probes of :mod:`promptcache._fastprobe` (run once per class per process; a failure gives
+    one :class:`~promptcache.PromptCacheWarning` and ``None``). Request-signing and cloud
     clients keep the (still cached) normal path.
     """
     if cls in _CLASSES:
         return _CLASSES[cls]
     if getattr(cls, "_promptcache_fast", False):
         return cls
-    sdk = cls.__module__.split(".", 1)[0]
-    members: dict[str, Any] | None = None
-    if sdk == "openai":
-        import openai
+    with _LOCK:
+        if cls in _CLASSES:  # another thread probed it meanwhile
+            return _CLASSES[cls]
+        return _probed_class(cls)
 
-        if issubclass(cls, openai.OpenAI | openai.AsyncOpenAI) and not _openai_provider(cls):
-            members = _openai_members(issubclass(cls, openai.AsyncOpenAI))
-    elif sdk == "anthropic":
-        import anthropic
 
-        if issubclass(cls, anthropic.Anthropic | anthropic.AsyncAnthropic):
-            members = _anthropic_members(issubclass(cls, anthropic.AsyncAnthropic))
-    if members is None:
+def _probed_class(cls: type[Any]) -> type[Any] | None:
+    """Build the fast class of ``cls`` if its SDK passes the probes (under ``_LOCK``)."""
+    found = _members(cls)
+    if found is None:
+        return None
+    from promptcache._fastprobe import probe, sdk_version
+
+    sdk, members, routes, is_async, failure = found
+    if failure is None:
+        failure = probe(cls, routes, is_async)
+    if failure is not None:
+        _CLASSES[cls] = None
+        warnings.warn(
+            f"promptcache: no pre-SDK fast path for {_class_name(cls)} with {sdk} "
+            f"{sdk_version(sdk)}: {failure}. Calls still work, through the slower transport "
+            "path (still cached and accounted)",
+            PromptCacheWarning,
+            stacklevel=4,  # past fast_class and wrap: the user's line
+        )
         return None
     members["_promptcache_fast"] = True
     members["__module__"] = cls.__module__
@@ -526,6 +708,44 @@ def fast_class(cls: type[Any]) -> type[Any] | None:
     fast = type(cls.__name__, (cls,), members)
     _CLASSES[cls] = fast
     return fast
+
+
+def _members(
+    cls: type[Any],
+) -> tuple[str, dict[str, Any], tuple[Route, ...], bool, str | None] | None:
+    """Return the fast members for ``cls``, their routes and why they cannot be built, if so.
+
+    ``None`` when ``cls`` gets no fast path at all. The SDK is found along the MRO, so user
+    subclasses are served too.
+    """
+    sdk = next(
+        (root for k in cls.__mro__ if (root := k.__module__.split(".", 1)[0]) in _SDKS), None
+    )
+    if sdk == "openai":
+        import openai
+
+        if not issubclass(cls, openai.OpenAI | openai.AsyncOpenAI) or _openai_provider(cls):
+            return None
+        is_async = issubclass(cls, openai.AsyncOpenAI)
+        build = _openai_members
+    elif sdk == "anthropic":
+        import anthropic
+
+        if not issubclass(cls, anthropic.Anthropic | anthropic.AsyncAnthropic):
+            return None
+        is_async = issubclass(cls, anthropic.AsyncAnthropic)
+        build = _anthropic_members
+    else:
+        return None
+    try:
+        members, routes = build(is_async)
+    except (ImportError, AttributeError, TypeError) as exc:
+        # A release moved a module or a name the fast path imports.
+        return sdk, {}, (), is_async, f"the pieces it uses cannot be imported ({exc!r})"
+    return sdk, members, routes, is_async, None
+
+
+_SDKS: Final = ("openai", "anthropic")
 
 
 def _openai_provider(cls: type[Any]) -> bool:

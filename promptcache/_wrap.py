@@ -511,8 +511,9 @@ class PromptCache:
         wrapped = client.with_options(http_client=outer)  # type: ignore[attr-defined]
         from promptcache._fastpath import fast_class
 
-        fast = fast_class(type(wrapped))
-        if fast is not None and not signed:
+        # Signing clients never get the fast path: not even probed (no spurious warning).
+        fast = None if signed else fast_class(type(wrapped))
+        if fast is not None:
             # Our own new object (never the user's): give it the fast-path subclass.
             wrapped.__class__ = fast
         return wrapped  # type: ignore[no-any-return]

@@ -136,6 +136,12 @@ def make_client(kind: str, emu: Emulator, **kwargs: Any) -> Any:
     return client
 
 
+def track(client: Any) -> Any:
+    """Close ``client`` after the test, like the clients :func:`make_client` makes."""
+    _OPEN.append(client)
+    return client
+
+
 def _make_client(kind: str, emu: Emulator, **kwargs: Any) -> Any:
     common: dict[str, Any] = {"api_key": "test-key", "max_retries": 0, **kwargs}
     if kind == "OpenAI":

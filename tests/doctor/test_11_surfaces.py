@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import stat
+import time
 from pathlib import Path
 from typing import Any
 

@@ -1,6 +1,6 @@
 """The two seams between the transport and the rest of the library.
 
-The transport (``_transport.py``) owns I/O, keys, the local cache and single-flight. It calls:
+The transport (``_transport/``) owns I/O, keys, the local cache and single-flight. It calls:
 
 * a :class:`Planner` to restructure a request body on its way upstream (``_plan/``), and
 * an :class:`Accountant` to decode usage, price it and append it to the ledger

@@ -21,9 +21,11 @@ For a generating route (``route()``) the flow is:
 Everything else passes through byte for byte. The package:
 
 - ``_engine``: :class:`Engine`, :class:`Keyer`, :class:`Call` — the decisions (no I/O);
+- ``_flow``: the flow above written once, as generators that yield the I/O they need
+  (look up, lock, wait for a leader, send, read, store) — sans-I/O;
 - ``_streams``: replayed, passed-through and teed (recorded) response bodies;
-- ``_driver``: :class:`PromptCacheTransport`, the sync and async drivers, which differ only in
-  how they do I/O.
+- ``_driver``: :class:`PromptCacheTransport`, the thin sync and async drivers that perform
+  the flow's steps by calling or by awaiting.
 """
 
 from promptcache._transport._driver import PromptCacheTransport

@@ -5,39 +5,35 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 import httpx2
 
 from promptcache._api import Api, route
-from promptcache._hooks import Rewrite
-from promptcache._json import dumps
 from promptcache._keys import (
     OPT_OUT_HEADER,
-    CacheKey,
 )
 from promptcache._policy import PolicyName, current_policy
 from promptcache._singleflight import Flight
 from promptcache._store._entry import Entry
-
-if TYPE_CHECKING:
-    pass
-
 from promptcache._transport._engine import (
-    CACHE_HEADER,
     TICKET_HEADER,
     Call,
     Engine,
     response_headers,
 )
-from promptcache._transport._streams import (
-    STREAM_END,
-    ProxyStream,
-    TeeStream,
-    is_sse,
-    rebuild,
-    replay,
+from promptcache._transport._flow import (
+    Flow,
+    Lead,
+    Lookup,
+    Read,
+    Save,
+    Send,
+    Step,
+    admit,
+    upstream,
 )
+from promptcache._transport._streams import ProxyStream, replay
 
 
 class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
@@ -86,38 +82,6 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
                 del request.headers[name]
         return call
 
-    def _outgoing(
-        self, request: httpx2.Request, call: Call, sent: Rewrite | None
-    ) -> httpx2.Request:
-        if sent is None or not sent.changed or (call.delivered and sent is call.sent):
-            return request
-        return rebuild(request, dumps(sent.body))
-
-    def _live(
-        self,
-        request: httpx2.Request,
-        upstream: httpx2.Response,
-        headers: list[tuple[str, str]],
-    ) -> httpx2.Response:
-        # The upstream response is ours and already read (its content is decoded): hand it on
-        # with our headers rather than building another one. ``headers`` are the ones kept for
-        # the entry (``response_headers``), computed once.
-        upstream.headers = httpx2.Headers([*headers, (CACHE_HEADER, "miss")])
-        upstream.request = request
-        return upstream
-
-    def _live_stream(
-        self, request: httpx2.Request, upstream: httpx2.Response, stream: TeeStream
-    ) -> httpx2.Response:
-        headers = [*response_headers(upstream.headers), (CACHE_HEADER, "miss")]
-        return httpx2.Response(
-            upstream.status_code,
-            headers=headers,
-            stream=stream,
-            request=request,
-            extensions=upstream.extensions,
-        )
-
     @staticmethod
     def _proxy(request: httpx2.Request, upstream: httpx2.Response) -> httpx2.Response:
         if upstream.is_stream_consumed:
@@ -137,30 +101,6 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
             extensions=upstream.extensions,
         )
 
-    def _stream_done(
-        self,
-        call: Call,
-        sent: Rewrite | None,
-        status: int,
-        headers: list[tuple[str, str]],
-        flight: Flight[Entry] | None,
-    ) -> Callable[[bytes, bool], None]:
-        engine = self.engine
-
-        def done(body: bytes, complete: bool) -> None:
-            entry: Entry | None = None
-            try:
-                entry = engine.finish_upstream(
-                    call, sent, status, headers, body, stream=True, complete=complete
-                )
-                if entry is not None and call.key is not None and call.write:
-                    engine.save(call.key, entry)
-            finally:
-                if flight is not None:
-                    engine.flights.finish(flight, entry)
-
-        return done
-
     # --- sync driver -------------------------------------------------------------------------
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -171,133 +111,57 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         if api is None:
             return self._proxy(request, inner.send(request, stream=True))
         call = self._begin(request, api, request.read())
-        engine = self.engine
         flight: Flight[Entry] | None = None
         # A bypassing call takes no part in single-flight: it wants its own fresh answer.
         if call.key is not None and (call.read or call.write):
-            key = call.key
-            for attempt in range(3):
-                if call.read and not (attempt == 0 and call.looked_up):
-                    entry = engine.lookup(key)
-                    if entry is not None:
-                        engine.record_hit(call, entry)
-                        return replay(entry, request)
-                flight, leader = engine.flights.join(key.key, (threading.get_ident(), None))
-                if not leader and flight.owner[0] == threading.get_ident():
-                    # This very thread leads (an unread stream): waiting would deadlock.
-                    flight = None
-                    break
-                if leader:
-                    # Look again: a leader that just finished may have stored it meanwhile
-                    # (the fast path looked a moment ago: not worth a second read then,
-                    # unless a flight finished since and may have stored it).
-                    if call.read and not (call.looked_up and call.epoch == engine.flights.finished):
-                        entry = engine.lookup(key)
-                        if entry is not None:
-                            engine.flights.finish(flight, entry)
-                            engine.record_hit(call, entry)
-                            return replay(entry, request)
-                    if engine.locks is not None and call.read and call.write:
-                        # Other processes: lead there too, or wait for their leader's entry.
-                        got = engine.locks.lead(key.key, lambda: engine.lookup(key))
-                        if isinstance(got, Entry):
-                            engine.flights.finish(flight, got)
-                            engine.record_hit(call, got)
-                            return replay(got, request)
-                        flight.lease = got
-                    break
-                entry = flight.wait_progress(engine.flight_timeout, engine.stream_stall)
-                if not flight.done:
-                    # A stalled or lost leader (a stream nobody reads): stop queueing behind it.
-                    engine.flights.abandon(flight)
-                flight = None
-                if entry is not None:
-                    engine.record_hit(call, entry)
-                    return replay(entry, request)
+            got = self._run(admit(self.engine, call, (threading.get_ident(), None)))
+            if isinstance(got, Entry):
+                return replay(got, request)
+            flight = got
         try:
-            return self._upstream_sync(inner, request, call, flight)
-        except BaseException:
-            if flight is not None:
-                engine.flights.finish(flight, None)
-            raise
-
-    def _upstream_sync(
-        self,
-        inner: httpx2.Client,
-        request: httpx2.Request,
-        call: Call,
-        flight: Flight[Entry] | None,
-    ) -> httpx2.Response:
-        engine = self.engine
-        sent = call.sent if call.planned else engine.plan(call)
-        upstream = inner.send(self._outgoing(request, call, sent), stream=True)
-        if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
-            error_body = upstream.read()
-            upstream.close()
-            retry = engine.rejected(call, sent, upstream.status_code, error_body)
-            if retry is None:
-                return self._finish_json(request, call, sent, upstream, error_body, flight)
-            sent = retry
-            upstream = inner.send(self._outgoing(request, call, sent), stream=True)
-        if is_sse(upstream) and upstream.status_code == 200:
-            headers = response_headers(upstream.headers)
-            done = self._stream_done(call, sent, upstream.status_code, headers, flight)
-            tee = TeeStream(upstream, STREAM_END[call.info.api], done, flight=flight)
-            return self._live_stream(request, upstream, tee)
-        try:
-            body = upstream.read()
-        except BaseException:
-            # The provider answered (and billed) but the body was cut: record the call with
-            # unknown usage, then let the SDK raise its own connection error as it would bare.
-            self._record_cut(call, sent, upstream, flight)
-            raise
-        finally:
-            upstream.close()
-        return self._finish_json(request, call, sent, upstream, body, flight)
-
-    def _record_cut(
-        self,
-        call: Call,
-        sent: Rewrite | None,
-        upstream: httpx2.Response,
-        flight: Flight[Entry] | None,
-    ) -> None:
-        try:
-            self.engine.finish_upstream(
-                call,
-                sent,
-                upstream.status_code,
-                response_headers(upstream.headers),
-                b"",
-                stream=False,
-                complete=False,
+            response: httpx2.Response = self._run(
+                upstream(self.engine, request, call, flight, is_async=False)
             )
-        finally:
+        except BaseException:
             if flight is not None:
                 self.engine.flights.finish(flight, None)
+            raise
+        return response
 
-    def _finish_json(
-        self,
-        request: httpx2.Request,
-        call: Call,
-        sent: Rewrite | None,
-        upstream: httpx2.Response,
-        body: bytes,
-        flight: Flight[Entry] | None,
-    ) -> httpx2.Response:
+    def _run(self, flow: Flow) -> Any:
+        """Drive a flow to its end, performing each step it yields (sync)."""
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            error = None
+            try:
+                value = self._step(step)
+            except BaseException as exc:
+                value, error = None, exc
+
+    def _step(self, step: Step) -> Any:
         engine = self.engine
-        entry: Entry | None = None
-        headers = response_headers(upstream.headers)
-        try:
-            entry = engine.finish_upstream(
-                call, sent, upstream.status_code, headers, body, stream=False, complete=True
-            )
-            if entry is not None and call.key is not None and call.write:
-                engine.save(call.key, entry)
-        finally:
-            if flight is not None:
-                engine.flights.finish(flight, entry)
-        return self._live(request, upstream, headers)
+        if isinstance(step, Lookup):
+            return engine.lookup(step.key)
+        if isinstance(step, Send):
+            assert isinstance(self.inner, httpx2.Client)
+            return self.inner.send(step.request, stream=True)
+        if isinstance(step, Read):
+            try:
+                return step.response.read()
+            finally:
+                step.response.close()
+        if isinstance(step, Save):
+            return engine.save(step.key, step.entry)
+        if isinstance(step, Lead):
+            assert engine.locks is not None
+            key = step.key
+            return engine.locks.lead(key.key, lambda: engine.lookup(key))
+        return step.flight.wait_progress(engine.flight_timeout, engine.stream_stall)
 
     def close(self) -> None:
         """Close the inner client if the user's client it belongs to is gone."""
@@ -307,17 +171,6 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
 
     # --- async driver ------------------------------------------------------------------------
 
-    async def _alookup(self, key: CacheKey) -> Entry | None:
-        if self.engine.blocking:
-            return await asyncio.to_thread(self.engine.lookup, key)
-        return self.engine.lookup(key)
-
-    async def _asave(self, key: CacheKey, entry: Entry) -> None:
-        if self.engine.blocking and not self.engine.writes_behind:
-            await asyncio.to_thread(self.engine.save, key, entry)
-        else:
-            self.engine.save(key, entry)
-
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         """Serve one request (async): store I/O runs off the event loop."""
         inner = self.inner
@@ -326,117 +179,63 @@ class PromptCacheTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         if api is None:
             return self._proxy(request, await inner.send(request, stream=True))
         call = self._begin(request, api, await request.aread())
-        engine = self.engine
         flight: Flight[Entry] | None = None
-        # A bypassing call takes no part in single-flight: it wants its own fresh answer.
         if call.key is not None and (call.read or call.write):
-            key = call.key
-            for attempt in range(3):
-                if call.read and not (attempt == 0 and call.looked_up):
-                    entry = await self._alookup(key)
-                    if entry is not None:
-                        engine.record_hit(call, entry)
-                        return replay(entry, request)
-                owner = (threading.get_ident(), id(asyncio.current_task()))
-                flight, leader = engine.flights.join(key.key, owner)
-                if not leader and flight.owner in (owner, (owner[0], None)):
-                    # This very task leads (an unread stream): waiting would deadlock.
-                    flight = None
-                    break
-                if leader:
-                    if call.read and not (call.looked_up and call.epoch == engine.flights.finished):
-                        entry = await self._alookup(key)
-                        if entry is not None:
-                            engine.flights.finish(flight, entry)
-                            engine.record_hit(call, entry)
-                            return replay(entry, request)
-                    if engine.locks is not None and call.read and call.write:
-                        got = await asyncio.to_thread(
-                            engine.locks.lead, key.key, lambda: engine.lookup(key)
-                        )
-                        if isinstance(got, Entry):
-                            engine.flights.finish(flight, got)
-                            engine.record_hit(call, got)
-                            return replay(got, request)
-                        flight.lease = got
-                    break
-                entry = await engine.flights.wait_progress_async(
-                    flight, engine.flight_timeout, engine.stream_stall
-                )
-                if not flight.done:
-                    engine.flights.abandon(flight)
-                flight = None
-                if entry is not None:
-                    engine.record_hit(call, entry)
-                    return replay(entry, request)
+            owner = (threading.get_ident(), id(asyncio.current_task()))
+            got = await self._arun(admit(self.engine, call, owner))
+            if isinstance(got, Entry):
+                return replay(got, request)
+            flight = got
         try:
-            return await self._upstream_async(inner, request, call, flight)
-        except BaseException:
-            if flight is not None:
-                engine.flights.finish(flight, None)
-            raise
-
-    async def _upstream_async(
-        self,
-        inner: httpx2.AsyncClient,
-        request: httpx2.Request,
-        call: Call,
-        flight: Flight[Entry] | None,
-    ) -> httpx2.Response:
-        engine = self.engine
-        sent = call.sent if call.planned else engine.plan(call)
-        upstream = await inner.send(self._outgoing(request, call, sent), stream=True)
-        if sent is not None and sent.changed and 400 <= upstream.status_code < 500:
-            error_body = await upstream.aread()
-            await upstream.aclose()
-            retry = engine.rejected(call, sent, upstream.status_code, error_body)
-            if retry is None:
-                return await self._afinish_json(request, call, sent, upstream, error_body, flight)
-            sent = retry
-            upstream = await inner.send(self._outgoing(request, call, sent), stream=True)
-        if is_sse(upstream) and upstream.status_code == 200:
-            headers = response_headers(upstream.headers)
-            sync_done = self._stream_done(call, sent, upstream.status_code, headers, flight)
-
-            async def adone(body: bytes, complete: bool) -> None:
-                if engine.blocking and not (call.write and engine.writes_behind):
-                    await asyncio.to_thread(sync_done, body, complete)
-                else:
-                    sync_done(body, complete)
-
-            tee = TeeStream(upstream, STREAM_END[call.info.api], sync_done, adone, flight)
-            return self._live_stream(request, upstream, tee)
-        try:
-            body = await upstream.aread()
-        except BaseException:
-            self._record_cut(call, sent, upstream, flight)  # in-memory only: fine on the loop
-            raise
-        finally:
-            await upstream.aclose()
-        return await self._afinish_json(request, call, sent, upstream, body, flight)
-
-    async def _afinish_json(
-        self,
-        request: httpx2.Request,
-        call: Call,
-        sent: Rewrite | None,
-        upstream: httpx2.Response,
-        body: bytes,
-        flight: Flight[Entry] | None,
-    ) -> httpx2.Response:
-        engine = self.engine
-        entry: Entry | None = None
-        headers = response_headers(upstream.headers)
-        try:
-            entry = engine.finish_upstream(
-                call, sent, upstream.status_code, headers, body, stream=False, complete=True
+            response: httpx2.Response = await self._arun(
+                upstream(self.engine, request, call, flight, is_async=True)
             )
-            if entry is not None and call.key is not None and call.write:
-                await self._asave(call.key, entry)
-        finally:
+        except BaseException:
             if flight is not None:
-                engine.flights.finish(flight, entry)
-        return self._live(request, upstream, headers)
+                self.engine.flights.finish(flight, None)
+            raise
+        return response
+
+    async def _arun(self, flow: Flow) -> Any:
+        """Drive a flow to its end, awaiting each step it yields (async)."""
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            error = None
+            try:
+                value = await self._astep(step)
+            except BaseException as exc:
+                value, error = None, exc
+
+    async def _astep(self, step: Step) -> Any:
+        engine = self.engine
+        if isinstance(step, Lookup):
+            if engine.blocking:
+                return await asyncio.to_thread(engine.lookup, step.key)
+            return engine.lookup(step.key)
+        if isinstance(step, Send):
+            assert isinstance(self.inner, httpx2.AsyncClient)
+            return await self.inner.send(step.request, stream=True)
+        if isinstance(step, Read):
+            try:
+                return await step.response.aread()
+            finally:
+                await step.response.aclose()
+        if isinstance(step, Save):
+            if engine.blocking and not engine.writes_behind:
+                return await asyncio.to_thread(engine.save, step.key, step.entry)
+            return engine.save(step.key, step.entry)
+        if isinstance(step, Lead):
+            assert engine.locks is not None
+            key = step.key
+            return await asyncio.to_thread(engine.locks.lead, key.key, lambda: engine.lookup(key))
+        return await engine.flights.wait_progress_async(
+            step.flight, engine.flight_timeout, engine.stream_stall
+        )
 
     async def aclose(self) -> None:
         """Close the inner client if the user's client it belongs to is gone."""

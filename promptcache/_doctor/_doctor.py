@@ -109,8 +109,57 @@ class _Carried:
     """The planner's own facts and the doctor's fingerprint, on one ``Rewrite.plan``."""
 
     inner: Any
-    print: Print
+    #: The fingerprint, taken when examined (behind the call: see :func:`_snapshot`).
+    print: Print | None
+    #: A copy of the sent body's containers, fingerprinted later (``None``: ``print`` is set).
+    snapshot: dict[str, Any] | None = None
+    sharded: bool = False
     unasked: dict[str, Any] | None = None  # the body before the provider was asked why
+
+    def fingerprint(self, info: RequestInfo) -> Print:
+        if self.print is None:
+            assert self.snapshot is not None
+            self.print = fingerprint(info, self.snapshot)
+            if self.sharded:
+                as_shard(self.print)
+            self.snapshot = None
+        return self.print
+
+
+def _snapshot(obj: Any) -> tuple[Any, int]:
+    """Copy the containers of a body (strings are shared: immutable) and count breakpoints.
+
+    The doctor fingerprints the body as sent after the call returned, and the user may change
+    their own messages list (append the answer, edit a turn) right after it: what is copied
+    here is what they could change. The count is of every dict carrying a breakpoint key: at
+    least the fingerprint's own count, so an overflow is still found before sending.
+    """
+    kind = type(obj)
+    if kind is dict:
+        marks = 0
+        copy: dict[str, Any] = {}
+        for k, v in obj.items():
+            if k in _BP_KEYS:
+                marks += 1
+            if type(v) in _CONTAINERS:
+                v, n = _snapshot(v)
+                marks += n
+            copy[k] = v
+        return copy, marks
+    if kind is list or kind is tuple:
+        total = 0
+        items = []
+        for v in obj:
+            if type(v) in _CONTAINERS:
+                v, n = _snapshot(v)
+                total += n
+            items.append(v)
+        return items, total
+    return obj, 0
+
+
+_BP_KEYS: Final = frozenset({"cache_control", "prompt_cache_breakpoint"})
+_CONTAINERS: Final = (dict, list, tuple)
 
 
 class _Listener:
@@ -213,17 +262,20 @@ class Doctor:
             return sent
 
     def _examine(self, info: RequestInfo, sent: Rewrite) -> Rewrite:
-        p = fingerprint(info, sent.body)
-        if sent.notes and any(n.startswith(SHARD_NOTE) for n in sent.notes):
-            as_shard(p)
-        carried = _Carried(sent.plan, p)
+        sharded = bool(sent.notes) and any(n.startswith(SHARD_NOTE) for n in sent.notes)
+        snapshot, marks = _snapshot(sent.body)
+        carried = _Carried(sent.plan, None, snapshot, sharded)
+        if self.options.ask_provider or self.options.warnings or marks > MAX_BREAKPOINTS:
+            # Examined now: the question needs the family, a warning should point at its
+            # call, and an overflow must be found before sending (no usage will come back).
+            p = carried.fingerprint(info)
         if self.options.ask_provider and info.base_url not in self._refused:
             previous = self._last_id.get(p.family)
             asked = ask(info.api, info.model, sent.body, previous) if previous else None
             if asked is not None:
                 carried.unasked = sent.body
                 sent = replace(sent, body=asked, changed=True)
-        if p.bp_count > MAX_BREAKPOINTS:
+        if marks > MAX_BREAKPOINTS and p.bp_count > MAX_BREAKPOINTS:
             # Found before sending: Anthropic answers 400, so no usage will ever come back.
             self._found([self.core.overflow(p, self._clock())])
         sent.plan = carried
@@ -303,7 +355,7 @@ class Doctor:
         if billed is None:
             return
         now = info.started or self._clock()
-        p = carried.print if carried is not None else fingerprint(info, sent.body)
+        p = carried.fingerprint(info) if carried is not None else fingerprint(info, sent.body)
         if self.options.ask_provider:
             with self._lock:
                 rid, reason = self._answers.pop(id(info), (None, None))

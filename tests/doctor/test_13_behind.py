@@ -48,8 +48,8 @@ def test_the_fingerprint_is_of_the_body_as_sent_not_as_changed_afterwards() -> N
     usage = {"v": 1, "usage": {"input_tokens": 10, "cache_read_tokens": 0}, "provider": "x"}
     doctor.observe(info, sent, usage)
     doctor.findings()  # examines what is queued
-    assert carried.print is not None
-    assert carried.print.digests == fingerprint(info, as_sent).digests
+    assert carried.snapshot is None  # fingerprinted (and the copy let go)
+    assert carried.fingerprint(info).digests == fingerprint(info, as_sent).digests
 
 
 def test_warnings_and_overflow_are_examined_before_sending() -> None:

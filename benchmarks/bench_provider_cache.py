@@ -70,12 +70,12 @@ GATEWAYS = {
     "anthropic": "https://gateway.ai.cloudflare.com/v1/acct/gw/anthropic",
 }
 MODELS = {
-    "anthropic": ["claude-sonnet-4-5", "claude-opus-5", "claude-fable-5-1"],
+    "anthropic": ["claude-sonnet-5", "claude-opus-5", "claude-fable-5-1"],
     "chat": ["gpt-4.1", "gpt-5.5", "gpt-5.6-sol", "gpt-6.1-sol"],
     "responses": ["gpt-4.1", "gpt-5.5", "gpt-5.6-sol", "gpt-6.1-sol"],
 }
 QUICK_MODELS = {
-    "anthropic": ["claude-sonnet-4-5"],
+    "anthropic": ["claude-sonnet-5"],
     "chat": ["gpt-6.1-sol"],
     "responses": ["gpt-6.1-sol"],
 }

@@ -41,9 +41,9 @@ def main() -> None:
         ):
             claude, gpt = pc.wrap(a_raw), pc.wrap(o_raw)
             for name, provider, model in (
-                ("rag (time at top)", "anthropic", "claude-sonnet-4-5"),
+                ("rag (time at top)", "anthropic", "claude-sonnet-5"),
                 ("agent, tools unordered", "openai", "gpt-4.1"),
-                ("many-shot, 12-min gaps", "anthropic", "claude-sonnet-4-5"),
+                ("many-shot, 12-min gaps", "anthropic", "claude-sonnet-5"),
             ):
                 for r in WORKLOADS[name]()[:10]:
                     emu.clock.advance(r.gap)

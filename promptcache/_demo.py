@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     import promptcache
+    from promptcache._pricing import price_data_version
     from promptcache.cli import main as cli_main
     from promptcache.testing import Emulator, LatencyModel
 
@@ -122,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"    written to cache  {s.cache_write_tokens}")
             print(f"    uncached          {s.uncached_input_tokens}")
             print(f"  paid                {_money(s.cost)}")
-            print(f"  without any cache   {_money(s.cost_without_cache)}\n")
+            print(f"  without any cache   {_money(s.cost_without_cache)}")
+            print(f"  prices              {price_data_version()}\n")
             pc.close()
             print("promptcache report:\n")
             return cli_main(["report", "--dir", str(directory)])

@@ -50,6 +50,7 @@ __all__ = [
     "ModelPrice",
     "PriceBook",
     "infer_provider",
+    "price_data_version",
     "provider_from_model",
 ]
 
@@ -272,6 +273,24 @@ def provider_from_model(api: Api, model: str | None) -> str:
 
 
 # ------------------------------------------------------------------ the price book
+
+
+def price_data_version() -> str:
+    """Which price data genai-prices uses now, e.g. ``"genai-prices 0.2.3 (bundled data)"``.
+
+    genai-prices ships its rates inside each release, so its version names the data; a snapshot
+    installed at run time (``genai_prices.UpdatePrices``) is named by when it was fetched instead.
+    The CLI and the demo print this beside dollar figures so a reader can tell which rates
+    produced them; ``ModelPrice`` overrides are the caller's own and are not part of it.
+    """
+    from genai_prices import __version__
+    from genai_prices.data_snapshot import get_snapshot
+
+    snapshot = get_snapshot()
+    if not snapshot.from_auto_update:
+        return f"genai-prices {__version__} (bundled data)"
+    fetched = snapshot.timestamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"genai-prices {__version__} (data updated {fetched})"
 
 
 def _convert(value: Any) -> Rate | None:

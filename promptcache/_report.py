@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from promptcache._errors import ConfigError
 from promptcache._ledger import Ledger, Summary
+from promptcache._pricing import price_data_version
 
 if TYPE_CHECKING:
     from promptcache._fleetledger import FleetView
@@ -179,6 +180,7 @@ def render(ledger: Ledger | FleetView, args: argparse.Namespace, out: TextIO) ->
             "groups": {k: v.to_json() for k, v in groups.items()},
             "since": since,
             "until": until,
+            "price_data": price_data_version(),
         }
         out.write(dumps(payload).decode() + "\n")
         return
@@ -219,8 +221,10 @@ def render(ledger: Ledger | FleetView, args: argparse.Namespace, out: TextIO) ->
         notes.append(
             "Provider caching cost more than it saved: cache writes were not read back enough."
         )
-    if notes:
-        out.write("\n" + "\n".join(notes) + "\n")
+    # Costs are priced when a call is recorded; name the rates this promptcache prices with, so
+    # a reader can tell which price data the dollar figures came from.
+    notes.append(f"Prices: {price_data_version()}, applied when each call was recorded.")
+    out.write("\n" + "\n".join(notes) + "\n")
     if not args.no_chart:
         days = ledger.group_by("day", since, until, **filters)
         if len(days) > 1 or args.by != "day":
@@ -260,7 +264,13 @@ def run(args: argparse.Namespace) -> int:
             return 0
         from promptcache._json import dumps
 
-        empty = Summary().to_json() | {"by": args.by, "groups": {}, "since": None, "until": None}
+        empty = Summary().to_json() | {
+            "by": args.by,
+            "groups": {},
+            "since": None,
+            "until": None,
+            "price_data": price_data_version(),
+        }
         print(dumps(empty).decode())
         return 0
     # A broken ledger (corrupt, unreadable) warns and reports what it still knows; only a

@@ -77,6 +77,6 @@ def test_cli_with_hooks(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
     argv += ["--strict"]  # (--overflow runs bench_overflow.py in full: not a smoke test)
     assert bench.main(argv) == 0
     text = out.read_text()
-    assert "| 10-turn chat | messages | claude-sonnet-4-5 |" in text
+    assert "| 10-turn chat | messages | claude-sonnet-5 |" in text
     assert "## Strict server" in text
     assert "1 cells" in capsys.readouterr().out

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from promptcache._pricing import price_data_version
 from promptcache.cli import main
 
 
@@ -19,6 +20,10 @@ def test_demo_runs_offline_and_ends_with_the_report(
     # The report closes the demo, priced from the persisted ledger.
     assert out.index("promptcache report:") < out.rindex("claude-sonnet-4-6")
     assert "Without any caching these calls would have cost $" in out
+    # Both the demo's own summary and the report name the price data behind their dollars.
+    version = price_data_version()
+    assert f"  prices              {version}\n" in out
+    assert f"Prices: {version}, applied when each call was recorded." in out
 
 
 def test_doctor_reports_a_healthy_directory(

@@ -33,7 +33,7 @@ def _events(api: Api) -> st.SearchStrategy[list[tuple[str | None, object]]]:
         {"input_tokens": st.integers(0, 99), "output_tokens": st.integers(0, 99)}
     )
     tier = st.sampled_from([None, "default", "auto", "flex", "priority"])
-    model = st.sampled_from([None, "", "gpt-5.6-sol", "claude-sonnet-4-5"])
+    model = st.sampled_from([None, "", "gpt-5.6-sol", "claude-sonnet-5"])
     chat = st.builds(
         lambda m, t, u: {"model": m, "service_tier": t, "usage": u and {"prompt_tokens": 3}},
         model, tier, st.booleans(),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from promptcache import ModelPrice, PriceWarning
 from promptcache._api import Api
-from promptcache._pricing import PriceBook, infer_provider
+from promptcache._pricing import PriceBook, infer_provider, price_data_version
 from promptcache._usage import Usage, decode
 from tests.accounting.payloads import CASES
 
@@ -281,3 +281,25 @@ def test_model_found_under_fallback_provider() -> None:
         fallback="anthropic",
     )
     assert cost.paid == D("0.004")
+
+
+def test_price_data_version_names_the_bundled_release() -> None:
+    import genai_prices
+
+    assert price_data_version() == f"genai-prices {genai_prices.__version__} (bundled data)"
+
+
+def test_price_data_version_names_when_an_updated_snapshot_was_fetched() -> None:
+    import genai_prices
+    from genai_prices.data_snapshot import DataSnapshot, get_snapshot, set_custom_snapshot
+
+    # What genai_prices.UpdatePrices installs: the same kind of snapshot, marked as fetched.
+    fetched = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    updated = DataSnapshot(get_snapshot().providers, from_auto_update=True, timestamp=fetched)
+    set_custom_snapshot(updated)
+    try:
+        assert price_data_version() == (
+            f"genai-prices {genai_prices.__version__} (data updated 2026-12-01 09:30 UTC)"
+        )
+    finally:
+        set_custom_snapshot(None)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from promptcache._accounting import LedgerAccountant
+from promptcache._pricing import price_data_version
 from promptcache._report import parse_when
 from promptcache.cli import main
 from tests.accounting.payloads import CASES
@@ -43,6 +44,19 @@ def test_json_summary_and_groups(filled: Path, capsys: pytest.CaptureFixture[str
                   "output_tokens", "cost_without_cache", "read_share"):  # fmt: skip
         assert field in data
     assert data["by"] == "model" and set(data["groups"]) == {"gpt-6.1-sol", "claude-opus-5-5"}
+
+
+def test_report_names_its_price_data(
+    filled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Dollar figures come with the price data that produced them, in the table and in JSON.
+    version = price_data_version()
+    assert main(["report", "--dir", str(filled), "--no-chart"]) == 0
+    assert f"Prices: {version}, applied when each call was recorded." in capsys.readouterr().out
+    assert main(["report", "--dir", str(filled), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["price_data"] == version
+    assert main(["report", "--dir", str(tmp_path / "none"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["price_data"] == version
 
 
 def test_json_by_function_and_since(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:

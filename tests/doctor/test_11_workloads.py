@@ -56,7 +56,7 @@ def _run(emu: Emulator, tmp_path: Path, name: str, provider: str, model: str) ->
 
 
 @pytest.mark.parametrize(
-    ("provider", "model"), [("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-4.1")]
+    ("provider", "model"), [("anthropic", "claude-sonnet-5"), ("openai", "gpt-4.1")]
 )
 def test_rag_names_the_timestamp(
     emulator: Emulator, tmp_path: Path, provider: str, model: str
@@ -71,7 +71,7 @@ def test_rag_names_the_timestamp(
 
 
 @pytest.mark.parametrize(
-    ("provider", "model"), [("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-4.1")]
+    ("provider", "model"), [("anthropic", "claude-sonnet-5"), ("openai", "gpt-4.1")]
 )
 def test_unordered_tools_are_named(
     emulator: Emulator, tmp_path: Path, provider: str, model: str

@@ -163,7 +163,7 @@ def test_anthropic_is_not_routed(emu: Emulator) -> None:
     with anthropic.Anthropic(base_url=emu.anthropic_base_url, api_key="x", max_retries=0) as c:
         for i in range(30):
             c.messages.create(
-                model="claude-sonnet-4-5",
+                model="claude-sonnet-5",
                 max_tokens=10,
                 system=[{"type": "text", "text": DOC, "cache_control": {"type": "ephemeral"}}],
                 messages=[{"role": "user", "content": f"q{i}"}],

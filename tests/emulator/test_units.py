@@ -75,7 +75,8 @@ def test_openai_generation_rules(model: str, explicit: bool) -> None:
 
 def test_anthropic_minimum_names() -> None:
     assert anthropic_minimum("claude-opus-5-5") == 512
-    assert anthropic_minimum("claude-sonnet-4-5-20250929") == 1024
+    assert anthropic_minimum("claude-sonnet-4-5-20250929") == 1024  # retired 2026-11-30
+    assert anthropic_minimum("claude-sonnet-5") == 1024
     assert anthropic_minimum("us.anthropic.claude-haiku-4-5-20251001-v1:0") == 4096
     assert anthropic_minimum("claude-opus-4-7@20260101") == 2048
     assert anthropic_minimum("claude-haiku-5-5") == 1024  # unverified upstream: default

@@ -236,7 +236,7 @@ WORKLOADS: dict[str, tuple[str, Callable[[], list[Call]]]] = {
     "agent, tool outputs": ("openai", agent_tool_outputs),
     "chat, instructions": ("openai", chat_instructions),
     "chat, previous_response_id": ("openai", chained_chat),
-    "many-shot messages (sonnet-4-5)": ("anthropic:claude-sonnet-4-5", many_shot_messages),
+    "many-shot messages (sonnet-5)": ("anthropic:claude-sonnet-5", many_shot_messages),
     "many-shot messages (opus-5)": ("anthropic:claude-opus-5", many_shot_messages),
 }
 

@@ -11,7 +11,7 @@ extend one another stops writing its end after the first call.
 Before (commit 84436d8) → after, read share (reads / reachable reads), tokens written:
   few-shot items, gpt-6.1-sol:        84.0% (0.929), 14,321 → 90.5% (1.000), 5,997
   fan-out document part, gpt-6.1-sol: 83.0% (0.909), 24,095 → 91.3% (1.000), 12,069
-  many-shot messages, claude-sonnet-4-5 and claude-opus-5:
+  many-shot messages, claude-sonnet-5 and claude-opus-5:
                                       93.3% (0.989), 11,690 → 94.4% (1.000), 8,803
 """
 
@@ -56,7 +56,7 @@ def test_fan_out_over_a_document_part_reads_the_document(tmp_path: Path) -> None
     assert f.writes[1:] == [0] * (len(f.writes) - 1)
 
 
-@pytest.mark.parametrize("name", ["many-shot messages (sonnet-4-5)", "many-shot messages (opus-5)"])
+@pytest.mark.parametrize("name", ["many-shot messages (sonnet-5)", "many-shot messages (opus-5)"])
 def test_anthropic_many_shot_reaches_the_optimum_without_rewrites(
     tmp_path: Path, name: str
 ) -> None:
@@ -109,7 +109,7 @@ def test_boundaries_are_placed_only_on_a_new_family_and_within_the_slots() -> No
 
 def test_a_users_own_breakpoints_still_count_against_the_limit() -> None:
     info = RequestInfo(
-        Api.ANTHROPIC_MESSAGES, "https://api.anthropic.com", "claude-sonnet-4-5", "t", False
+        Api.ANTHROPIC_MESSAGES, "https://api.anthropic.com", "claude-sonnet-5", "t", False
     )
     shots: list[dict[str, Any]] = []
     for i in range(30):

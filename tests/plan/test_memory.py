@@ -21,7 +21,7 @@ def _body(api: Api, k: int) -> dict[str, Any]:
     doc = (f"Document {k}. " + "The river runs past the old mill. " * 32_000)[:MB]
     if api is Api.ANTHROPIC_MESSAGES:
         return {
-            "model": "claude-sonnet-4-5",
+            "model": "claude-sonnet-5",
             "max_tokens": 10,
             "system": "You answer questions about documents.",
             "messages": [{"role": "user", "content": doc}],

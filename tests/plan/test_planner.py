@@ -17,7 +17,7 @@ from promptcache._plan._layout import MARK_CHARS
 LONG = "You are a careful assistant who follows the rules. " * 200  # ~2.5k tokens
 
 
-def anth(model: str = "claude-sonnet-4-5", **kw: Any) -> RequestInfo:
+def anth(model: str = "claude-sonnet-5", **kw: Any) -> RequestInfo:
     return RequestInfo(
         Api.ANTHROPIC_MESSAGES, "https://api.anthropic.com", model, "t1", False, **kw
     )
@@ -68,7 +68,7 @@ def test_bad_mode_is_a_config_error() -> None:
 def test_rewrite_never_mutates_and_always_strips_marks(mode: Any) -> None:
     p = DefaultPlanner(mode)
     body = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5",
         "max_tokens": 10,
         "system": promptcache.dynamic("Now: 10:00\n") + promptcache.static(LONG),
         "messages": [{"role": "user", "content": "hi " + promptcache.dynamic("x")}],
@@ -142,7 +142,7 @@ def test_user_breakpoints_count_and_the_total_never_exceeds_four() -> None:
 def test_below_minimum_gets_no_breakpoint_and_512_models_do() -> None:
     small = "Short rules. " * 60  # ~200 tokens
     body = {"max_tokens": 5, "system": small * 3, "messages": [{"role": "user", "content": "q"}]}
-    assert breakpoints(DefaultPlanner("safe").rewrite(anth("claude-sonnet-4-5"), body).body) == []
+    assert breakpoints(DefaultPlanner("safe").rewrite(anth("claude-sonnet-5"), body).body) == []
     assert breakpoints(DefaultPlanner("safe").rewrite(anth("claude-opus-5"), body).body) != []
     opts = AnthropicOptions(min_tokens=100)
     assert breakpoints(DefaultPlanner("safe", anthropic=opts).rewrite(anth(), body).body) != []
@@ -381,7 +381,7 @@ def test_observe_calibrates_token_estimates() -> None:
     sent = p.rewrite(anth(), body)
     p.observe(anth(), sent, {"input_tokens": 10})  # tiny: ratio jumps, estimates grow
     p.observe(anth(), sent, None)
-    ratio, calibrated = p._state.calibration.ratio("claude-sonnet-4-5")
+    ratio, calibrated = p._state.calibration.ratio("claude-sonnet-5")
     assert calibrated and ratio > 5
 
 

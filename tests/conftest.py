@@ -62,6 +62,7 @@ def emulator() -> Iterator[Any]:
 COMPAT_SELECTION = (
     "accounting/",
     "core/test_fastpath.py",
+    "core/test_fastpath_probes.py",
     "core/test_qa_close.py",
     "core/test_qa_tuples.py",
     "core/test_singleflight.py",

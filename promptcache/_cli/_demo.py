@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     import promptcache
-    from promptcache.cli import main as cli_main
+    from promptcache._cli import main as cli_main
     from promptcache.testing import Emulator, LatencyModel
 
     latency = None if args.no_latency else LatencyModel()

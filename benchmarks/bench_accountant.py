@@ -19,8 +19,8 @@ import tempfile
 import time
 from typing import Any
 
+from promptcache._accounting._attribution import Attribution
 from promptcache._api import Api, RequestInfo
-from promptcache._attribution import Attribution
 from promptcache._json import loads
 from promptcache.testing import Emulator, FakeClock
 

@@ -43,7 +43,10 @@ _TIMING = textwrap.dedent(
     import gc, json, statistics, sys, tempfile, time
     from promptcache._accounting import LedgerAccountant
     from promptcache._api import Api, RequestInfo
-    from promptcache._ledger import Record
+    try:
+        from promptcache._accounting._ledger import Record
+    except ImportError:  # a --before checkout from when the ledger was promptcache._ledger
+        from promptcache._ledger import Record
 
     N = int(sys.argv[1])
     rec = Record(1.8e9, "openai.chat", "openai", "gpt-6.1-sol", "app.ask", ("web",), "t-1a2b",
@@ -102,7 +105,10 @@ _KILLED = textwrap.dedent(
 _COUNT = textwrap.dedent(
     """
     import sys
-    from promptcache._ledger import Ledger
+    try:
+        from promptcache._accounting._ledger import Ledger
+    except ImportError:  # a --before checkout from when the ledger was promptcache._ledger
+        from promptcache._ledger import Ledger
     ledger = Ledger(sys.argv[1])
     print(ledger.summary().requests)
     ledger.close()

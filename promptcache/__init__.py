@@ -31,14 +31,11 @@ from promptcache._errors import (
 from promptcache._version import __version__
 
 if TYPE_CHECKING:
-    from promptcache._attribution import current_attribution, tag, track
+    from promptcache._accounting import ModelPrice, Summary, Usage, current_attribution, tag, track
     from promptcache._doctor import DoctorOptions, Finding
-    from promptcache._ledger import Summary
     from promptcache._plan import AnthropicOptions, OpenAIOptions
     from promptcache._plan._layout import dynamic, layout, static
     from promptcache._policy import bypass, read_only, refresh
-    from promptcache._pricing import ModelPrice
-    from promptcache._usage import Usage
     from promptcache._wrap import PromptCache, cached, wrap
 
 __all__ = [
@@ -81,20 +78,20 @@ _LAZY: dict[str, str] = {
     "DoctorOptions": "promptcache._doctor",
     "Finding": "promptcache._doctor",
     "OpenAIOptions": "promptcache._plan",
-    "ModelPrice": "promptcache._pricing",
+    "ModelPrice": "promptcache._accounting",
     "PromptCache": "promptcache._wrap",
-    "Summary": "promptcache._ledger",
-    "Usage": "promptcache._usage",
+    "Summary": "promptcache._accounting",
+    "Usage": "promptcache._accounting",
     "bypass": "promptcache._policy",
     "cached": "promptcache._wrap",
-    "current_attribution": "promptcache._attribution",
+    "current_attribution": "promptcache._accounting",
     "dynamic": "promptcache._plan._layout",
     "layout": "promptcache._plan._layout",
     "read_only": "promptcache._policy",
     "refresh": "promptcache._policy",
     "static": "promptcache._plan._layout",
-    "tag": "promptcache._attribution",
-    "track": "promptcache._attribution",
+    "tag": "promptcache._accounting",
+    "track": "promptcache._accounting",
     "wrap": "promptcache._wrap",
 }
 

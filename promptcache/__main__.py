@@ -1,5 +1,5 @@
 """Run the command line with ``python -m promptcache``."""
 
-from promptcache.cli import main
+from promptcache._cli import main
 
 raise SystemExit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from promptcache._attribution import Attribution
+from promptcache._accounting import Attribution
 
 __all__ = ["Api", "RequestInfo", "route"]
 

@@ -4,7 +4,7 @@ The transport (``_transport/``) owns I/O, keys, the local cache and single-fligh
 
 * a :class:`Planner` to restructure a request body on its way upstream (``_plan/``), and
 * an :class:`Accountant` to decode usage, price it and append it to the ledger
-  (``_accounting.py``).
+  (``_accounting/_accountant.py``).
 
 Both are plain objects with no I/O on the request path except the ledger's buffered append,
 so the transport can call them from sync and async code alike.

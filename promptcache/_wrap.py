@@ -29,13 +29,11 @@ from promptcache._errors import ConfigError, PromptCacheWarning, StoreError, Sto
 from promptcache._policy import PolicyName, check_policy
 
 if TYPE_CHECKING:
+    from promptcache._accounting import FleetView, Ledger, ModelPrice
     from promptcache._doctor import DoctorOptions, Finding
-    from promptcache._fleetledger import FleetView
     from promptcache._hooks import Accountant, Planner
-    from promptcache._ledger import Ledger
     from promptcache._memo import Memoized
     from promptcache._plan import AnthropicOptions, OpenAIOptions
-    from promptcache._pricing import ModelPrice
     from promptcache._store import SafeStore, Store, StoreStats
     from promptcache._transport import Engine
 
@@ -400,7 +398,7 @@ class PromptCache:
         ``summary()`` and ``group_by()`` as on :attr:`ledger`; this process's latest calls
         are sent first. Raises :class:`ConfigError` without a Redis store.
         """
-        from promptcache._fleetledger import FleetView, fleet_store
+        from promptcache._accounting import FleetView, fleet_store
 
         redis_store = fleet_store(self._shared_store())
         if redis_store is None:
@@ -679,7 +677,7 @@ def _attach_fleet_ledger(accountant: Accountant, store: SafeStore | None) -> Non
     """With a Redis store, the default accountant also sums its records into Redis."""
     if store is None or getattr(accountant, "fleet", False) is not None:
         return
-    from promptcache._fleetledger import FleetLedger, fleet_store
+    from promptcache._accounting import FleetLedger, fleet_store
 
     redis_store = fleet_store(store)
     if redis_store is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from promptcache._pricing import price_data_version
+from promptcache._accounting._pricing import price_data_version
 from promptcache.cli import main
 
 

@@ -62,7 +62,7 @@ def ask(api: Api, model: str | None, body: dict[str, Any], previous: str) -> dic
 
 
 def _events(raw: bytes) -> Iterator[Any]:
-    from promptcache._usage import _sse_events
+    from promptcache._accounting._usage import _sse_events
 
     for _, data in _sse_events(raw):
         yield data

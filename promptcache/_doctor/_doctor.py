@@ -78,7 +78,7 @@ def billed_of(meta: UsageMeta | None) -> Billed | None:
 
 def make_pricer(prices: Mapping[str, Any] | None) -> Pricer:
     """Return a :data:`Pricer` over the ledger's price book (same overrides and data)."""
-    from promptcache._pricing import PriceBook, _IntRates, provider_from_model
+    from promptcache._accounting._pricing import PriceBook, _IntRates, provider_from_model
 
     book = PriceBook(prices)
     memo: dict[tuple[str, str, int], _IntRates | None] = {}

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httpx2
 
+from promptcache._accounting import current_attribution
 from promptcache._api import Api, RequestInfo
-from promptcache._attribution import current_attribution
 from promptcache._errors import PromptCacheWarning, RewriteWarning, StoreError, StoreWarning
 from promptcache._hooks import Rewrite, UsageMeta
 from promptcache._json import dumps, is_plain, loads

@@ -13,7 +13,7 @@ import pytest
 
 import promptcache
 from promptcache import current_attribution, tag, track
-from promptcache._attribution import Attribution, bind
+from promptcache._accounting._attribution import Attribution, bind
 
 
 def now() -> Attribution:

@@ -9,10 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from promptcache._accounting._ledger import to_pico
+from promptcache._accounting._pricing import (
+    PriceBook,
+    Rate,
+    _IntRates,
+    _Rates,
+    compute,
+    infer_provider,
+)
+from promptcache._accounting._usage import Usage, decode, decode_sse, decode_sse_full
 from promptcache._api import Api
-from promptcache._ledger import to_pico
-from promptcache._pricing import PriceBook, Rate, _IntRates, _Rates, compute, infer_provider
-from promptcache._usage import Usage, decode, decode_sse, decode_sse_full
 from tests.accounting.payloads import CASES, Case, sse
 
 STREAMS = [c for c in CASES if c.stream]

@@ -14,9 +14,9 @@ import pytest
 
 from promptcache import ModelPrice, PriceWarning
 from promptcache._accounting import LedgerAccountant
+from promptcache._accounting._attribution import Attribution
+from promptcache._accounting._ledger import Ledger, Summary
 from promptcache._api import Api, RequestInfo
-from promptcache._attribution import Attribution
-from promptcache._ledger import Ledger, Summary
 from tests.accounting.payloads import CASES, Case, sse
 
 D = Decimal

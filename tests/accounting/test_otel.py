@@ -15,7 +15,7 @@ from opentelemetry.metrics import (
 )
 
 from promptcache._accounting import LedgerAccountant
-from promptcache._otel import OtelMetrics
+from promptcache._accounting._otel import OtelMetrics
 from tests.accounting.test_ledger import BY_NAME, info
 
 Points = list[tuple[str, float, dict[str, Any]]]

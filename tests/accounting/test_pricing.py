@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptcache import ModelPrice, PriceWarning
+from promptcache._accounting._pricing import PriceBook, infer_provider, price_data_version
+from promptcache._accounting._usage import Usage, decode
 from promptcache._api import Api
-from promptcache._pricing import PriceBook, infer_provider, price_data_version
-from promptcache._usage import Usage, decode
 from tests.accounting.payloads import CASES
 
 D = Decimal

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from promptcache._accounting import LedgerAccountant
-from promptcache._pricing import price_data_version
-from promptcache._report import parse_when
+from promptcache._accounting._pricing import price_data_version
+from promptcache._cli._report import parse_when
 from promptcache.cli import main
 from tests.accounting.payloads import CASES
 from tests.accounting.test_ledger import BY_NAME, info

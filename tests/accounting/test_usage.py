@@ -9,8 +9,8 @@ import httpx2
 import openai
 import pytest
 
+from promptcache._accounting._usage import Usage, decode, decode_json, decode_sse
 from promptcache._api import Api
-from promptcache._usage import Usage, decode, decode_json, decode_sse
 from tests.accounting.payloads import ANT_SSE_EVENTS, CASES, Case, sse
 
 

@@ -22,8 +22,8 @@ import pytest
 import redis
 
 from promptcache import PromptCache
-from promptcache._fleetledger import open_fleet
-from promptcache._ledger import Ledger
+from promptcache._accounting._fleet import open_fleet
+from promptcache._accounting._ledger import Ledger
 from promptcache.testing import Emulator, LatencyModel
 from tests.fleet.conftest import REDIS, needs_redis
 

@@ -15,8 +15,8 @@ import redis
 
 import promptcache
 from promptcache import ConfigError, PromptCache, StoreWarning
-from promptcache._fleetledger import INDEX_KEY, FleetLedger, _Batch, open_fleet
-from promptcache._ledger import Record
+from promptcache._accounting._fleet import INDEX_KEY, FleetLedger, _Batch, open_fleet
+from promptcache._accounting._ledger import Record
 from promptcache._store._redis import RedisStore
 from promptcache.testing import Emulator
 from tests.fleet.conftest import RedisServer, needs_redis

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from promptcache._ledger import Ledger
+from promptcache._accounting._ledger import Ledger
 from promptcache.testing import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 import promptcache
-from promptcache._ledger import Ledger, Record
+from promptcache._accounting._ledger import Ledger, Record
 from promptcache.testing import Emulator
 
 

@@ -25,9 +25,9 @@ import openai
 import pytest
 
 import promptcache
-from promptcache import StoreWarning, _ledger
-from promptcache._accounting import LedgerAccountant
-from promptcache._ledger import Ledger
+from promptcache import StoreWarning
+from promptcache._accounting import LedgerAccountant, _ledger
+from promptcache._accounting._ledger import Ledger
 from promptcache.cli import main as cli_main
 from promptcache.testing import Emulator
 
@@ -151,7 +151,7 @@ def test_sigkill_at_accountant_rate_loses_at_most_one_record_per_kill(tmp_path: 
 _ORPHAN_MAKER = textwrap.dedent(
     """
     import os, sys
-    from promptcache._ledger import Ledger, Record
+    from promptcache._accounting._ledger import Ledger, Record
     ledger = Ledger(sys.argv[1])
     for i in range(int(sys.argv[2])):
         ledger.append(Record(1.8e9 + i, "openai.chat", "openai", "m", None, (), "t",
@@ -185,7 +185,7 @@ def _make_orphans(directory: Path, n: int, records: int) -> None:
 _FOLDER = textwrap.dedent(
     """
     import sys, time
-    from promptcache._ledger import Ledger
+    from promptcache._accounting._ledger import Ledger
     start = float(sys.argv[2])
     while time.time() < start:
         pass
@@ -290,7 +290,7 @@ def test_corrupt_ledger_report_does_not_raise(
 
 
 def _fill_ledger(directory: Path, n: int) -> None:
-    from promptcache._ledger import Record
+    from promptcache._accounting._ledger import Record
 
     ledger = Ledger(directory)
     for i in range(n):
@@ -381,7 +381,7 @@ def test_unusable_ledger_directory_counts_in_memory(
 def test_memory_stays_bounded_when_nothing_can_be_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from promptcache._ledger import Record
+    from promptcache._accounting._ledger import Record
 
     monkeypatch.setattr(_ledger, "MEMORY_ROWS", 100)
     (tmp_path / "a-file").write_text("")
@@ -422,7 +422,7 @@ def test_report_replays_journals_of_dead_processes(
 def test_the_live_journal_is_rotated_and_stays_small(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from promptcache._ledger import Record
+    from promptcache._accounting._ledger import Record
 
     monkeypatch.setattr(_ledger, "ROTATE_BYTES", 16_384, raising=False)
     ledger = Ledger(tmp_path)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from promptcache import StoreWarning, _ledger
-from promptcache._ledger import Ledger, Record
+from promptcache import StoreWarning
+from promptcache._accounting import _ledger
+from promptcache._accounting._ledger import Ledger, Record
 
 pytestmark = pytest.mark.process
 

@@ -20,12 +20,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from promptcache._accounting import Ledger, Summary
+from promptcache._accounting._pricing import price_data_version
 from promptcache._errors import ConfigError
-from promptcache._ledger import Ledger, Summary
-from promptcache._pricing import price_data_version
 
 if TYPE_CHECKING:
-    from promptcache._fleetledger import FleetView
+    from promptcache._accounting import FleetView
 
 __all__ = ["configure", "parse_when", "render", "run"]
 
@@ -287,8 +287,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_fleet(directory: Path, args: argparse.Namespace) -> int:
+    from promptcache._accounting import open_fleet
     from promptcache._errors import StoreError
-    from promptcache._fleetledger import open_fleet
 
     try:
         view = open_fleet(directory, args.store)

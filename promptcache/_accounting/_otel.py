@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from promptcache._accounting._ledger import Record, from_pico
 from promptcache._errors import MissingDependencyError
-from promptcache._ledger import Record, from_pico
 from promptcache._version import __version__
 
 __all__ = ["OtelMetrics"]

@@ -26,15 +26,20 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptcache._accounting._ledger import Ledger, Record, to_pico
+from promptcache._accounting._pricing import (
+    ModelPrice,
+    PriceBook,
+    infer_provider,
+    provider_from_model,
+)
+from promptcache._accounting._usage import decode
 from promptcache._api import RequestInfo
 from promptcache._hooks import UsageMeta
-from promptcache._ledger import Ledger, Record, to_pico
-from promptcache._pricing import ModelPrice, PriceBook, infer_provider, provider_from_model
-from promptcache._usage import decode
 
 if TYPE_CHECKING:
-    from promptcache._fleetledger import FleetLedger
-    from promptcache._otel import OtelMetrics
+    from promptcache._accounting._fleet import FleetLedger
+    from promptcache._accounting._otel import OtelMetrics
 
 __all__ = ["META_VERSION", "LedgerAccountant"]
 
@@ -68,7 +73,7 @@ def _meta_pico(meta: Mapping[str, Any], key: str) -> int | None:
 
 
 class LedgerAccountant:
-    """Records every call into the :class:`~promptcache._ledger.Ledger` of ``directory``.
+    """Records every call into the :class:`~promptcache._accounting.Ledger` of ``directory``.
 
     Args:
         directory: the PromptCache directory (the ledger is shared by every process using it).

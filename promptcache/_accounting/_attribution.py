@@ -91,7 +91,7 @@ def bind(fn: Callable[P, R]) -> Callable[P, R]:
     """Bind ``fn`` to the attribution current *now* (shorthand for ``current_attribution().bind``).
 
     >>> import promptcache
-    >>> from promptcache._attribution import bind
+    >>> from promptcache._accounting._attribution import bind
     >>> with promptcache.tag("etl"):
     ...     job = bind(lambda: promptcache.current_attribution().tags)
     >>> job()

@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     import promptcache
-    from promptcache._pricing import price_data_version
-    from promptcache.cli import main as cli_main
+    from promptcache._accounting._pricing import price_data_version
+    from promptcache._cli import main as cli_main
     from promptcache.testing import Emulator, LatencyModel
 
     latency = None if args.no_latency else LatencyModel()

@@ -1,12 +1,12 @@
 """The fleet ledger: every machine's calls, summed per minute in the shared Redis store.
 
-Each machine keeps its SQLite ledger (:mod:`promptcache._ledger`) for per-call detail. With a
-Redis store, every record is also added, in memory, to a per-minute aggregate keyed by its
-dimensions (API, provider, model, app function, tags) — a dict update, a few µs on the call
-path — and a daemon thread sends the aggregates every second. Why aggregates and not every
-record: a busy fleet makes millions of calls a day and the report only ever sums them by these
-dimensions; per minute keeps the ``--since`` resolution useful while the size of Redis data
-grows with the number of distinct (minute, model, tags, function) combinations, not with
+Each machine keeps its SQLite ledger (:mod:`promptcache._accounting._ledger`) for per-call
+detail. With a Redis store, every record is also added, in memory, to a per-minute aggregate
+keyed by its dimensions (API, provider, model, app function, tags) — a dict update, a few µs on
+the call path — and a daemon thread sends the aggregates every second. Why aggregates and not
+every record: a busy fleet makes millions of calls a day and the report only ever sums them by
+these dimensions; per minute keeps the ``--since`` resolution useful while the size of Redis
+data grows with the number of distinct (minute, model, tags, function) combinations, not with
 traffic. The tenant fingerprint is left out (the report never groups by it).
 
 Layout (every key under the hash tag ``{promptcache-ledger}``, so one Lua script can touch them
@@ -30,7 +30,7 @@ pending batches are sent once, with the store's short timeouts (a dead Redis los
 
 Reading (:meth:`FleetLedger.view`) loads the aggregates of the asked period into an in-memory
 SQLite table with the local ledger's schema, and runs the local ledger's own sums over it: the
-same :class:`~promptcache._ledger.Summary`, ``group_by`` and report, to the minute.
+same :class:`~promptcache._accounting._ledger.Summary`, ``group_by`` and report, to the minute.
 """
 
 from __future__ import annotations
@@ -49,8 +49,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from promptcache._errors import ConfigError
-from promptcache._ledger import (
+from promptcache._accounting._ledger import (
     _AGG,
     _INSERT,
     _NONE_LABEL,
@@ -64,6 +63,7 @@ from promptcache._ledger import (
     _summary,
     _ts,
 )
+from promptcache._errors import ConfigError
 
 if TYPE_CHECKING:
     from promptcache._store._redis import RedisStore
@@ -247,7 +247,7 @@ class FleetLedger:
 
 
 class FleetView:
-    """Query the fleet ledger like a local :class:`~promptcache._ledger.Ledger`."""
+    """Query the fleet ledger like a local :class:`~promptcache._accounting._ledger.Ledger`."""
 
     def __init__(self, store: RedisStore) -> None:
         self.store = store

@@ -41,9 +41,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from promptcache._accounting._usage import Usage
 from promptcache._api import Api
 from promptcache._errors import ConfigError, PriceWarning
-from promptcache._usage import Usage
 
 __all__ = [
     "Cost",

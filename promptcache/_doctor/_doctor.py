@@ -47,6 +47,9 @@ log = logging.getLogger("promptcache.doctor")
 FLUSH_EVERY_S: Final = 5.0
 #: Observations gathered this long are examined together, off the call path.
 BATCH_S: Final = 0.2
+#: Bodies with more parts than this are fingerprinted on the call path: copying their
+#: containers (~1 µs per part) would cost about what the fingerprint does.
+COPY_PARTS: Final = 12
 #: A bigger backlog than this (a thread that never got to run) drops its oldest calls.
 BACKLOG_MAX: Final = 10_000
 MAX_ANNOUNCED: Final = 256  # distinct (family, kind) pairs announced per process
@@ -124,6 +127,16 @@ class _Carried:
                 as_shard(self.print)
             self.snapshot = None
         return self.print
+
+
+def _parts(body: dict[str, Any]) -> int:
+    """How many messages, tools and system blocks a body has (a proxy for copying its parts)."""
+    n = 0
+    for name in ("messages", "input", "tools", "system"):
+        value = body.get(name)
+        if type(value) is list:
+            n += len(value)
+    return n
 
 
 def _snapshot(obj: Any) -> tuple[Any, int]:
@@ -263,11 +276,18 @@ class Doctor:
 
     def _examine(self, info: RequestInfo, sent: Rewrite) -> Rewrite:
         sharded = bool(sent.notes) and any(n.startswith(SHARD_NOTE) for n in sent.notes)
-        snapshot, marks = _snapshot(sent.body)
-        carried = _Carried(sent.plan, None, snapshot, sharded)
-        if self.options.ask_provider or self.options.warnings or marks > MAX_BREAKPOINTS:
-            # Examined now: the question needs the family, a warning should point at its
-            # call, and an overflow must be found before sending (no usage will come back).
+        # Fingerprinted now when it must be: the question needs the family, a warning should
+        # point at its call, an overflow must be found before sending (no usage will come
+        # back); and when copying the body would cost about what fingerprinting it does.
+        now = self.options.ask_provider or self.options.warnings or _parts(sent.body) > COPY_PARTS
+        marks = 0
+        if now:
+            carried = _Carried(sent.plan, None, sent.body, sharded)
+        else:
+            snapshot, marks = _snapshot(sent.body)
+            carried = _Carried(sent.plan, None, snapshot, sharded)
+            now = marks > MAX_BREAKPOINTS
+        if now:
             p = carried.fingerprint(info)
         if self.options.ask_provider and info.base_url not in self._refused:
             previous = self._last_id.get(p.family)
@@ -275,7 +295,7 @@ class Doctor:
             if asked is not None:
                 carried.unasked = sent.body
                 sent = replace(sent, body=asked, changed=True)
-        if marks > MAX_BREAKPOINTS and p.bp_count > MAX_BREAKPOINTS:
+        if now and p.bp_count > MAX_BREAKPOINTS:
             # Found before sending: Anthropic answers 400, so no usage will ever come back.
             self._found([self.core.overflow(p, self._clock())])
         sent.plan = carried

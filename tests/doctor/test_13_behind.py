@@ -12,7 +12,7 @@ from typing import Any
 
 from promptcache._api import Api, RequestInfo
 from promptcache._doctor import Doctor, DoctorOptions
-from promptcache._doctor._doctor import _Carried
+from promptcache._doctor._doctor import COPY_PARTS, _Carried
 from promptcache._doctor._fingerprint import fingerprint
 from promptcache._hooks import Rewrite
 
@@ -66,3 +66,13 @@ def test_warnings_and_overflow_are_examined_before_sending() -> None:
     over = quiet.rewrite(info, many)
     assert isinstance(over.plan, _Carried) and over.plan.print is not None
     assert [f.kind for f in quiet.findings()] == ["breakpoints"]
+
+
+def test_long_bodies_are_fingerprinted_at_once_copying_them_would_cost_as_much() -> None:
+    doctor = Doctor(_SameBody(), DoctorOptions(history=False))
+    info = RequestInfo(Api.ANTHROPIC_MESSAGES, "https://api.anthropic.com", "claude-x", "t", False)
+    turns = [{"role": "user", "content": f"q{i}"} for i in range(COPY_PARTS + 1)]
+    sent = doctor.rewrite(info, {"model": "claude-x", "messages": turns})
+    assert isinstance(sent.plan, _Carried) and sent.plan.print is not None
+    short = doctor.rewrite(info, {"model": "claude-x", "messages": turns[:COPY_PARTS]})
+    assert isinstance(short.plan, _Carried) and short.plan.print is None
